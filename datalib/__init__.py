@@ -1,0 +1,66 @@
+"""Batchscope's data library: datasets, DataLoader batches and statistics. No Streamlit here."""
+
+from datalib.batches import MAX_BATCH_SIZE, Batch, LoaderSettings, batch, sample_order, to_tensor
+from datalib.datasets import SplitData, data_root, download, load, missing_files, raw_folder
+from datalib.errors import (
+    CorruptFile,
+    DatalibError,
+    DataRootError,
+    DatasetMissing,
+    DownloadFailed,
+    InvalidRequest,
+    UnknownDataset,
+)
+from datalib.registry import DATASETS, SPLITS, DatasetSpec, dataset_spec
+from datalib.stats import (
+    PixelStats,
+    balance_verdict,
+    class_counts,
+    class_indices,
+    class_table,
+    imbalance_ratio,
+    pixel_histogram,
+    pixel_stats,
+    scaling_verdict,
+    split_class_counts,
+    split_pixel_stats,
+    subset_pixel_stats,
+)
+
+__all__ = [
+    "DATASETS",
+    "MAX_BATCH_SIZE",
+    "SPLITS",
+    "Batch",
+    "CorruptFile",
+    "DataRootError",
+    "DatalibError",
+    "DatasetMissing",
+    "DatasetSpec",
+    "DownloadFailed",
+    "InvalidRequest",
+    "LoaderSettings",
+    "PixelStats",
+    "SplitData",
+    "UnknownDataset",
+    "balance_verdict",
+    "batch",
+    "class_counts",
+    "class_indices",
+    "class_table",
+    "data_root",
+    "dataset_spec",
+    "download",
+    "imbalance_ratio",
+    "load",
+    "missing_files",
+    "pixel_histogram",
+    "pixel_stats",
+    "raw_folder",
+    "sample_order",
+    "scaling_verdict",
+    "split_class_counts",
+    "split_pixel_stats",
+    "subset_pixel_stats",
+    "to_tensor",
+]

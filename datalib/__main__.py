@@ -1,0 +1,74 @@
+"""Command line: `python -m datalib download|info NAME [--root DIR] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from datalib.datasets import data_root, download, load
+from datalib.errors import DatalibError
+from datalib.registry import DATASETS, SPLITS, dataset_spec
+from datalib.stats import split_class_counts, split_pixel_stats
+
+
+def info(name: str, root: str | None) -> dict:
+    """Everything `info --json` prints: classes, and per split its size, shape and statistics."""
+    spec = dataset_spec(name)
+    result: dict = {"name": spec.name, "title": spec.title, "root": str(data_root(root))}
+    splits = {}
+    for split in SPLITS:
+        data = load(spec.name, split, root, download_missing=False)
+        result["classes"] = list(data.classes)
+        splits[split] = {
+            "size": len(data),
+            "image_shape": list(data.image_shape),
+            "class_counts": split_class_counts(data).tolist(),
+            "pixel": split_pixel_stats(data).as_dict(),
+        }
+    result["splits"] = splits
+    return result
+
+
+def _print_info(result: dict) -> None:
+    print(f"{result['title']} in {result['root']}")
+    print(f"classes: {', '.join(result['classes'])}")
+    for split, facts in result["splits"].items():
+        pixel = facts["pixel"]
+        print(
+            f"{split}: {facts['size']:,} images of shape {'x'.join(map(str, facts['image_shape']))}, "
+            f"pixels after ToTensor in [{pixel['min']:g}, {pixel['max']:g}], "
+            f"mean {pixel['mean']:.4f}, std {pixel['std']:.4f}"
+        )
+        print(f"  class counts: {facts['class_counts']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datalib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, help_text in (
+        ("download", "put a dataset's files under the data root (needs internet)"),
+        ("info", "describe a dataset that is on disk: sizes, classes, class counts, pixels"),
+    ):
+        sub = commands.add_parser(command, help=help_text)
+        sub.add_argument("name", help=f"dataset name: {', '.join(DATASETS)}")
+        sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
+        if command == "info":
+            sub.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "download":
+            folder = download(args.name, args.root)
+            print(f"{dataset_spec(args.name).title} is in {folder}")
+        elif args.json:
+            print(json.dumps(info(args.name, args.root)))
+        else:
+            _print_info(info(args.name, args.root))
+    except DatalibError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Rebuilds any batch a `torch.utils.data.DataLoader` yields, without iterating the loader."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import RandomSampler
+
+from datalib.datasets import SplitData
+from datalib.errors import InvalidRequest
+
+__all__ = ["MAX_BATCH_SIZE", "Batch", "LoaderSettings", "batch", "sample_order", "to_tensor"]
+
+MAX_BATCH_SIZE = 1024
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """The DataLoader arguments that decide which samples land in which batch."""
+
+    batch_size: int = 10
+    shuffle: bool = True
+    seed: int = 0
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise InvalidRequest(
+                f"Batch size {self.batch_size} is out of range: choose 1 to {MAX_BATCH_SIZE}."
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InvalidRequest(f"Seed {self.seed} is out of range: choose 0 to {MAX_SEED}.")
+
+    def num_batches(self, n: int) -> int:
+        """How many batches one epoch over `n` samples has."""
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Batch `index` of an epoch: which samples, and the tensors the model receives."""
+
+    index: int
+    indices: torch.Tensor
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def describe(self) -> dict[str, str]:
+        """The facts `print(images, labels)` would show, one readable line each."""
+        return {
+            "images.shape": str(tuple(self.images.shape)),
+            "images.dtype": str(self.images.dtype),
+            "images.min()": f"{self.images.min().item():.4f}",
+            "images.max()": f"{self.images.max().item():.4f}",
+            "labels.shape": str(tuple(self.labels.shape)),
+            "labels.dtype": str(self.labels.dtype),
+        }
+
+
+@functools.lru_cache(maxsize=32)
+def sample_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
+    """The order in which a DataLoader over `n` samples visits them in its first epoch.
+
+    With shuffle, this is the loader's own `RandomSampler` driven by
+    `torch.Generator().manual_seed(seed)`, computed once and cached, so any batch costs
+    O(batch_size) instead of iterating the loader to it.
+    """
+    if not shuffle:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed)
+    # Starting an epoch, the DataLoader's iterator draws its workers' base seed from the
+    # same generator before the sampler's first randperm; skip that draw the same way.
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return torch.tensor(list(RandomSampler(range(n), generator=generator)), dtype=torch.int64)
+
+
+def to_tensor(images: torch.Tensor) -> torch.Tensor:
+    """What `transforms.ToTensor()` makes of uint8 images: float32 in [0, 1], same ops."""
+    return images.to(torch.float32).div(255)
+
+
+def batch(data: SplitData, settings: LoaderSettings, index: int) -> Batch:
+    """Batch `index` (0-based) exactly as `DataLoader(dataset, **settings)` yields it."""
+    count = settings.num_batches(len(data))
+    if not 0 <= index < count:
+        raise InvalidRequest(
+            f"Batch {index} does not exist: with batch size {settings.batch_size} "
+            f"{data.spec.title} {data.split} has batches 0 to {count - 1}."
+        )
+    order = sample_order(len(data), settings.shuffle, settings.seed)
+    indices = order[index * settings.batch_size : (index + 1) * settings.batch_size]
+    return Batch(
+        index=index,
+        indices=indices,
+        images=to_tensor(data.images[indices]),
+        labels=data.labels[indices],
+    )

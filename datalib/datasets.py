@@ -1,0 +1,256 @@
+"""Finding, downloading and loading datasets: one uint8 copy per split per process."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datalib.errors import (
+    CorruptFile,
+    DataRootError,
+    DatasetMissing,
+    DownloadFailed,
+    InvalidRequest,
+)
+from datalib.idx import idx_shape
+from datalib.registry import DatasetSpec, check_split, dataset_spec
+
+__all__ = [
+    "SplitData",
+    "data_root",
+    "download",
+    "load",
+    "missing_files",
+    "raw_folder",
+]
+
+DEFAULT_ROOT = "./data"
+
+
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """One split of a dataset as the loader sees it before any transform.
+
+    `images` is uint8, N x C x H x W; `labels` is int64, N. Shared by every session:
+    never modify them in place.
+    """
+
+    spec: DatasetSpec
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """C, H, W of one image."""
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def index(self, indices: list[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """`indices` as an int64 tensor, after checking each is a sample of this split."""
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
+            raise InvalidRequest(
+                f"Image index out of range: {self.spec.title} {self.split} has images "
+                f"0 to {len(self) - 1}."
+            )
+        return index
+
+    def labels_of(self, indices: list[int] | np.ndarray) -> list[int]:
+        """The labels of these samples as plain ints."""
+        return self.labels[self.index(indices)].tolist()
+
+    def pixels(self, indices: list[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+        """Raw uint8 pixels of these images for display: K x H x W (grey) or K x H x W x 3."""
+        picked = self.images[self.index(indices)]
+        if picked.shape[1] == 1:
+            return picked[:, 0].numpy()
+        return picked.permute(0, 2, 3, 1).numpy()
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: `root`, else `$DATALIB_ROOT`, else `./data`, made absolute."""
+    chosen = root if root is not None else os.environ.get("DATALIB_ROOT") or DEFAULT_ROOT
+    return Path(chosen).expanduser().absolute()
+
+
+def raw_folder(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where torchvision looks for the dataset's raw files: `<root>/<Folder>/raw`."""
+    return data_root(root) / dataset_spec(name).folder / "raw"
+
+
+def missing_files(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The dataset's raw files that are not on disk (empty when it is complete)."""
+    folder = raw_folder(name, root)
+    return [f for f in dataset_spec(name).raw_files() if not (folder / f).is_file()]
+
+
+def _check_root(root: Path, *, create: bool) -> None:
+    if root.exists() and not root.is_dir():
+        raise DataRootError(
+            f"The data root {root} is a file, not a folder. Set DATALIB_ROOT to a folder."
+        )
+    if not root.exists():
+        if not create:
+            raise DataRootError(
+                f"The data root {root} does not exist. Create it, or set DATALIB_ROOT to the "
+                "folder that holds your datasets."
+            )
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataRootError(
+                f"Cannot create the data root {root}: {e.strerror}. "
+                "Set DATALIB_ROOT to a folder you can write to."
+            ) from None
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DataRootError(
+            f"The data root {root} is not readable by this user. Fix its permissions, or set "
+            "DATALIB_ROOT to a readable folder."
+        )
+
+
+def _missing_message(spec: DatasetSpec, folder: Path, missing: list[str]) -> str:
+    return (
+        f"{spec.title} is not on disk: {', '.join(missing)} missing from {folder}. "
+        f"Run `python -m datalib download {spec.name} --root {folder.parent.parent}` on a machine "
+        f"with internet, or copy the files ({', '.join(spec.raw_files())}) into {folder}."
+    )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock between processes (and threads: each call opens its own file)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def download(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Put the dataset's raw files on disk if they are not there; returns their folder.
+
+    Files are fetched by torchvision into a temporary folder beside the target, checked
+    (torchvision verifies each archive's md5, then we check each file's header), and only
+    then renamed into place, so an interrupted download leaves nothing a later run trusts.
+    A file lock makes concurrent callers download once.
+    """
+    spec = dataset_spec(name)
+    root_path = data_root(root)
+    folder = raw_folder(name, root_path)
+    if not missing_files(name, root_path):
+        return folder
+    _check_root(root_path, create=True)
+    lock_path = folder.parent / ".download.lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock_path.touch()
+    except OSError as e:
+        raise DownloadFailed(
+            f"Cannot write to {folder.parent} ({e.strerror}), so {spec.title} cannot be "
+            f"downloaded there. {_missing_message(spec, folder, missing_files(name, root_path))}"
+        ) from None
+    with _file_lock(lock_path):
+        if not missing_files(name, root_path):  # another process finished it meanwhile
+            return folder
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    spec.dataset_class()(tmp, train=True, download=True)
+            # torchvision raises RuntimeError, URLError, OSError... for a failed fetch.
+            except Exception as e:  # noqa: BLE001
+                lines = str(e).strip().splitlines() or [type(e).__name__]
+                reason = lines[0] if len(lines) == 1 else f"{lines[0]} last error: {lines[-1]}"
+                raise DownloadFailed(
+                    f"Downloading {spec.title} failed: {reason}. "
+                    + _missing_message(spec, folder, missing_files(name, root_path))
+                ) from None
+            fetched = Path(tmp) / spec.folder / "raw"
+            for file in spec.raw_files():
+                idx_shape(fetched / file, _ndim(file))
+            for file in spec.raw_files():
+                os.replace(fetched / file, folder / file)
+    return folder
+
+
+def _ndim(file: str) -> int:
+    return 1 if "labels" in file else 3
+
+
+_cache: dict[tuple[str, str, Path], SplitData] = {}
+_cache_lock = threading.Lock()
+
+
+def load(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    *,
+    download_missing: bool = True,
+) -> SplitData:
+    """One split of a dataset, loaded once per process and shared by every caller.
+
+    Missing files are downloaded when `download_missing` is set; a failure raises an error
+    of datalib's own that names the files and the folder to put them in.
+    """
+    spec = dataset_spec(name)
+    check_split(split)
+    root_path = data_root(root)
+    key = (spec.name, split, root_path)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = _load_uncached(spec, split, root_path, download_missing)
+        return _cache[key]
+
+
+def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: bool) -> SplitData:
+    folder = raw_folder(spec.name, root)
+    missing = missing_files(spec.name, root)
+    if missing:
+        if not download_missing:
+            _check_root(root, create=False)
+            raise DatasetMissing(_missing_message(spec, folder, missing))
+        download(spec.name, root)
+    _check_root(root, create=False)
+    images_file, labels_file = _split_files(spec, split)
+    n_images = idx_shape(folder / images_file, 3)[0]
+    n_labels = idx_shape(folder / labels_file, 1)[0]
+    if n_images != n_labels:
+        raise CorruptFile(
+            f"{images_file} holds {n_images} images but {labels_file} holds {n_labels} labels. "
+            f"Delete both from {folder} and download them again."
+        )
+    dataset = spec.dataset_class()(str(root), train=split == "train", download=False)
+    images = dataset.data
+    if images.ndim == 3:  # grey: add the channel axis the model sees (a view, no copy)
+        images = images.unsqueeze(1)
+    return SplitData(
+        spec=spec,
+        split=split,
+        images=images,
+        labels=torch.as_tensor(dataset.targets, dtype=torch.int64),
+        classes=tuple(dataset.classes),
+    )
+
+
+def _split_files(spec: DatasetSpec, split: str) -> tuple[str, str]:
+    prefix = "train" if split == "train" else "t10k"
+    files = [f for f in spec.raw_files() if f.startswith(prefix)]
+    images = next(f for f in files if "images" in f)
+    labels = next(f for f in files if "labels" in f)
+    return images, labels

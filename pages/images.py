@@ -1,0 +1,73 @@
+"""Images: a paged gallery per class, and one image with every pixel's value."""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import datalib
+import ui
+
+PER_PAGE = 60
+
+view = ui.current_view()
+data = view.data
+st.title("Images", anchor=False)
+
+gallery, single = st.columns([3, 2], gap="large")
+with gallery:
+    st.subheader("Gallery", anchor=False)
+    label = ui.class_picker(data, allow_all=True)
+    with ui.user_errors():
+        members = datalib.class_indices(data, label)
+    pages = max(1, math.ceil(len(members) / PER_PAGE))
+    if st.session_state.get("page", 1) > pages:
+        st.session_state["page"] = 1
+    page = st.pagination(pages, key="page", bind=ui.URL, max_visible_pages=7)
+    shown = members[(page - 1) * PER_PAGE : page * PER_PAGE]
+    what = "images" if label is None else f"images of class {data.classes[label]}"
+    st.caption(
+        ui.count_caption(len(shown), len(members), f"{what} in {view.title}")
+        + f" Page {page:,} of {pages:,}; caption: label (#index)."
+    )
+    labels = data.labels_of(shown)
+    ui.pixel_grid(data, shown, [f"{c} (#{i})" for c, i in zip(labels, shown, strict=True)], size=56)
+
+with single:
+    st.subheader("One image", anchor=False)
+    index = st.number_input(
+        f"Image index (0 to {len(data) - 1:,})",
+        min_value=0,
+        max_value=len(data) - 1,
+        value=int(shown[0]) if len(shown) else 0,
+        key="image",
+        bind=ui.URL,
+    )
+    pixels = data.pixels([index])[0]
+    st.image(ui.upscale(pixels, 280), width=280)
+    st.markdown(
+        f"**#{index:,}** in {view.title}, label **{data.classes[data.labels_of([index])[0]]}**"
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            z=pixels,
+            customdata=np.round(pixels / 255, 4),
+            colorscale="gray",
+            zmin=0,
+            zmax=255,
+            hovertemplate=(
+                "row %{y}, col %{x}<br>raw %{z}<br>after ToTensor %{customdata:.4f}<extra></extra>"
+            ),
+            colorbar={"title": "raw"},
+        )
+    )
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    figure.update_xaxes(constrain="domain")
+    figure.update_layout(
+        title=f"{view.title} #{index}: pixel values",
+        height=460,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    st.plotly_chart(figure, key="pixels")
+    st.caption("Hover a pixel for its raw value (0-255) and what ToTensor makes of it (0-1).")

@@ -1,0 +1,39 @@
+"""Landing page: what the dataset is, its sizes, classes and image shape."""
+
+import streamlit as st
+
+import datalib
+import ui
+
+view = ui.current_view()
+spec = view.data.spec
+st.title(f"{spec.title}", anchor=False)
+st.write(spec.description)
+st.caption(f"Source: {spec.source}")
+
+with ui.user_errors():
+    splits = [ui.load(spec.name, split) for split in datalib.SPLITS]
+columns = st.columns(len(splits) + 2)
+for column, data in zip(columns, splits, strict=False):
+    column.metric(f"{data.split} images", f"{len(data):,}")
+c, h, w = view.data.image_shape
+columns[-2].metric("Image shape (C x H x W)", f"{c} x {h} x {w}")
+columns[-1].metric("Classes", len(view.data.classes))
+
+st.subheader("One example of each class", anchor=False)
+examples = [
+    int(datalib.class_indices(view.data, label)[0]) for label in range(len(view.data.classes))
+]
+ui.pixel_grid(
+    view.data, examples, [f"{view.data.classes[i]} (#{n})" for i, n in enumerate(examples)]
+)
+st.caption(
+    f"The first image of each class in {view.title}. Stored on disk as uint8 0-255; "
+    "the Batches page shows them as the model receives them after `transforms.ToTensor()`."
+)
+
+st.subheader("What to look at", anchor=False)
+st.page_link("pages/batches.py", label="Batches: exactly what a DataLoader yields at step k")
+st.page_link("pages/images.py", label="Images: a gallery per class and each pixel's value")
+st.page_link("pages/histograms.py", label="Histograms: are the pixels scaled? mean and std")
+st.page_link("pages/balance.py", label="Class balance: train and test side by side")
