@@ -1,8 +1,11 @@
-"""Batchscope: page config, the shared sidebar, and a router over the pages in pages/."""
+"""Batchscope: page config and a router over the pages in pages/.
+
+Each page draws the shared sidebar itself (`ui.sidebar()`, its first line): drawn here,
+before `navigation.run()`, it works in a browser but AppTest loses its widgets after the
+first rerun, and then no test could drive it.
+"""
 
 import streamlit as st
-
-import ui
 
 st.set_page_config(page_title="Batchscope", page_icon=":material/grid_on:", layout="wide")
 
@@ -15,5 +18,4 @@ navigation = st.navigation(
         st.Page("pages/balance.py", title="Class balance", icon=":material/balance:"),
     ]
 )
-ui.sidebar()
 navigation.run()

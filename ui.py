@@ -85,13 +85,7 @@ def sidebar() -> View:
         f"{data.spec.title} {split}: {len(data):,} images, "
         f"{loader.num_batches(len(data)):,} batches of {loader.batch_size}"
     )
-    st.session_state["_view"] = View(data=data, loader=loader)
-    return st.session_state["_view"]
-
-
-def current_view() -> View:
-    """The view the sidebar chose in this run (app.py draws the sidebar before any page)."""
-    return st.session_state["_view"]
+    return View(data=data, loader=loader)
 
 
 def batch_picker(view: View, *, label: str = "Batch") -> int:
@@ -110,7 +104,7 @@ def batch_picker(view: View, *, label: str = "Batch") -> int:
     )
     return int(
         number.number_input(
-            f"{label} (0 to {last:,})", min_value=0, max_value=last, value=0, key="batch", bind=URL
+            f"{label} (0 to {last:,})", min_value=0, max_value=last, key="batch", bind=URL
         )
     )
 

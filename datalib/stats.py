@@ -117,6 +117,11 @@ def balance_verdict(counts: np.ndarray, classes: tuple[str, ...]) -> str:
     """A plain sentence on class balance: the ratio, the extreme classes, what to do."""
     ratio = imbalance_ratio(counts)
     largest, smallest = classes[int(counts.argmax())], classes[int(counts.argmin())]
+    if counts.min() == 0:
+        empty = ", ".join(c for c, n in zip(classes, counts, strict=True) if n == 0)
+        return (
+            f"Imbalanced: no images at all of {empty}. A model cannot learn a class it never sees."
+        )
     detail = (
         f"largest class {largest} ({int(counts.max()):,}) / smallest {smallest} "
         f"({int(counts.min()):,}) = {ratio:.2f}"

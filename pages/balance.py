@@ -8,7 +8,7 @@ import ui
 
 SAMPLES = 40
 
-view = ui.current_view()
+view = ui.sidebar()
 spec = view.data.spec
 st.title("Class balance", anchor=False)
 

@@ -8,7 +8,7 @@ import ui
 
 MAX_SHOWN = 128
 
-view = ui.current_view()
+view = ui.sidebar()
 data, loader = view.data, view.loader
 st.title("Batches", anchor=False)
 st.caption(

@@ -10,7 +10,7 @@ import ui
 SCOPES = ["Whole split", "One class", "Current batch", "One image"]
 SCALES = {"raw": "Raw 0-255 (on disk)", "scaled": "Scaled 0-1 (after ToTensor)"}
 
-view = ui.current_view()
+view = ui.sidebar()
 data = view.data
 st.title("Histograms", anchor=False)
 

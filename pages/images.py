@@ -11,7 +11,7 @@ import ui
 
 PER_PAGE = 60
 
-view = ui.current_view()
+view = ui.sidebar()
 data = view.data
 st.title("Images", anchor=False)
 

@@ -5,7 +5,7 @@ import streamlit as st
 import datalib
 import ui
 
-view = ui.current_view()
+view = ui.sidebar()
 spec = view.data.spec
 st.title(f"{spec.title}", anchor=False)
 st.write(spec.description)

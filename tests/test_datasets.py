@@ -1,0 +1,171 @@
+"""Finding, downloading and loading: tiny real-format files, no network."""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import datalib
+from tests.conftest import TRAIN_LABELS, write_tiny_mnist
+
+FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, float]]:
+    """Every file under root with its size and modification time."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_load_gives_uint8_images_and_labels(tiny_root):
+    data = datalib.load("mnist", "train", tiny_root)
+    assert data.images.dtype == torch.uint8
+    assert tuple(data.images.shape) == (12, 1, 28, 28)
+    assert data.labels.tolist() == TRAIN_LABELS
+    assert data.classes[3] == "3 - three"
+    assert data.image_shape == (1, 28, 28)
+    assert data.pixels([2, 3]).shape == (2, 28, 28)
+    assert int(data.pixels([2])[0, 5, 5]) == 40
+
+
+def test_load_is_once_per_process(tiny_root):
+    first = datalib.load("mnist", "test", tiny_root)
+    assert datalib.load("MNIST", "test", str(tiny_root)) is first
+    assert datalib.load("mnist", "train", tiny_root) is not first
+
+
+def test_data_root_comes_from_the_environment(tiny_root, monkeypatch):
+    monkeypatch.setenv("DATALIB_ROOT", str(tiny_root))
+    assert datalib.data_root() == tiny_root
+    assert len(datalib.load("mnist", "test")) == 5
+    monkeypatch.delenv("DATALIB_ROOT")
+    assert datalib.data_root() == Path("data").absolute()
+
+
+def test_unknown_dataset_and_split_name_the_choices(tiny_root):
+    with pytest.raises(datalib.UnknownDataset, match="Choose one of: mnist"):
+        datalib.load("cifar99", "train", tiny_root)
+    with pytest.raises(datalib.UnknownDataset, match="train, test"):
+        datalib.load("mnist", "validation", tiny_root)
+
+
+def test_missing_files_are_named_with_their_folder_and_the_fix(tmp_path):
+    raw = write_tiny_mnist(tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(datalib.DatasetMissing) as error:
+        datalib.load("mnist", "test", tmp_path, download_missing=False)
+    message = str(error.value)
+    assert "t10k-labels-idx1-ubyte" in message and str(raw) in message
+    assert "python -m datalib download mnist" in message
+
+
+def test_root_that_is_a_file_is_refused(tmp_path):
+    root = tmp_path / "a-file"
+    root.write_text("not a folder")
+    with pytest.raises(datalib.DataRootError, match="is a file, not a folder"):
+        datalib.load("mnist", "train", root, download_missing=False)
+
+
+def test_root_that_does_not_exist_is_refused_without_download(tmp_path):
+    with pytest.raises(datalib.DataRootError, match="does not exist"):
+        datalib.load("mnist", "train", tmp_path / "nowhere", download_missing=False)
+
+
+def test_images_and_labels_of_different_lengths_are_refused(tmp_path):
+    from tests.conftest import write_idx
+
+    raw = write_tiny_mnist(tmp_path)
+    write_idx(raw / "train-labels-idx1-ubyte", torch.zeros(11, dtype=torch.uint8).numpy())
+    with pytest.raises(datalib.CorruptFile, match="12 images but .* 11 labels"):
+        datalib.load("mnist", "train", tmp_path)
+
+
+@pytest.fixture
+def offline_mirror(monkeypatch, tmp_path):
+    """A mirror served from a folder on loopback; torchvision's MNIST mirrors point only at it."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(
+        torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"]
+    )
+    yield mirror
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def publish(mirror: Path, source: Path, monkeypatch) -> None:
+    """Gzip the tiny files into the mirror and tell torchvision their md5s."""
+    resources = []
+    for name in FILES:
+        data = gzip.compress((source / name).read_bytes(), mtime=0)
+        (mirror / f"{name}.gz").write_bytes(data)
+        resources.append((f"{name}.gz", hashlib.md5(data).hexdigest()))
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+
+
+def test_download_fetches_checks_and_renames_into_place(tmp_path, offline_mirror, monkeypatch):
+    publish(offline_mirror, write_tiny_mnist(tmp_path / "source"), monkeypatch)
+    root = tmp_path / "fresh"
+    folder = datalib.download("mnist", root)
+    assert folder == root / "MNIST" / "raw"
+    assert sorted(os.listdir(folder)) == sorted(FILES)
+    assert not [p for p in (root / "MNIST").iterdir() if p.name.startswith(".download-")]
+    assert datalib.load("mnist", "train", root).labels.tolist() == TRAIN_LABELS
+
+
+def test_failed_download_says_what_to_do_and_leaves_nothing_trusted(offline_mirror, tmp_path):
+    root = tmp_path / "fresh"  # the mirror is empty: every fetch fails
+    with pytest.raises(datalib.DownloadFailed) as error:
+        datalib.load("mnist", "train", root)
+    message = str(error.value)
+    assert "Downloading MNIST failed" in message
+    assert str(root / "MNIST" / "raw") in message and "train-images-idx3-ubyte" in message
+    assert "\n" not in message
+    assert datalib.missing_files("mnist", root) == FILES
+
+
+def test_corrupt_download_is_not_moved_into_place(tmp_path, offline_mirror, monkeypatch):
+    source = write_tiny_mnist(tmp_path / "source")
+    (source / "t10k-images-idx3-ubyte").write_bytes(b"<html>mirror error</html>")
+    publish(offline_mirror, source, monkeypatch)
+    root = tmp_path / "fresh"
+    with pytest.raises(datalib.CorruptFile, match="HTML page"):
+        datalib.download("mnist", root)
+    assert datalib.missing_files("mnist", root) == FILES
+
+
+def test_read_only_data_is_loaded_without_writing(tiny_root):
+    before = snapshot(tiny_root)
+    for path in [tiny_root, *tiny_root.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        datalib.load("mnist", "train", tiny_root)
+        datalib.download("mnist", tiny_root)  # present: nothing to do, nothing written
+    finally:
+        for path in [tiny_root, *tiny_root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert snapshot(tiny_root) == before

@@ -1,0 +1,64 @@
+"""Facts about the real MNIST that a correct build reproduces (../shared/data/README.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torchvision import transforms
+
+import datalib
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_class_counts_match_the_table(real_root):
+    assert datalib.split_class_counts(datalib.load("mnist", "train", real_root)).tolist() == (
+        TRAIN_COUNTS
+    )
+    assert datalib.split_class_counts(datalib.load("mnist", "test", real_root)).tolist() == (
+        TEST_COUNTS
+    )
+
+
+def test_images_are_28x28_uint8_and_scaled_by_to_tensor(real_root):
+    data = datalib.load("mnist", "train", real_root)
+    assert data.images.dtype == torch.uint8 and data.image_shape == (1, 28, 28)
+    assert len(data) == 60_000
+    stats = datalib.split_pixel_stats(data)
+    assert (stats.min, stats.max) == (0.0, 1.0)
+    assert round(stats.mean, 4) == 0.1307
+    assert round(stats.std, 4) == 0.3081
+
+
+def test_cli_info_json_reproduces_the_table(real_root):
+    result = subprocess.run(
+        [sys.executable, "-m", "datalib", "info", "mnist", "--root", str(real_root), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    info = json.loads(result.stdout)
+    assert info["splits"]["train"]["class_counts"] == TRAIN_COUNTS
+    assert info["splits"]["test"]["class_counts"] == TEST_COUNTS
+    assert info["splits"]["train"]["size"] == 60_000
+    assert info["splits"]["test"]["image_shape"] == [1, 28, 28]
+    assert round(info["splits"]["train"]["pixel"]["std"], 4) == 0.3081
+
+
+@pytest.mark.parametrize("seed", [0, 2024])
+def test_batches_equal_the_dataloaders_on_real_data(real_root, seed):
+    dataset = torchvision.datasets.MNIST(real_root, train=True, transform=transforms.ToTensor())
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    data = datalib.load("mnist", "train", real_root)
+    settings = datalib.LoaderSettings(batch_size=10, seed=seed)
+    for k, (images, labels) in zip(range(3), loader, strict=False):
+        batch = datalib.batch(data, settings, k)
+        assert torch.equal(batch.images, images) and torch.equal(batch.labels, labels)
