@@ -29,10 +29,13 @@ with gallery:
     what = "images" if label is None else f"images of class {data.classes[label]}"
     st.caption(
         ui.count_caption(len(shown), len(members), f"{what} in {view.title}")
-        + f" Page {page:,} of {pages:,}; caption: label (#index)."
+        + f" Page {page:,} of {pages:,}; caption: {'label ' if label is None else ''}(#index)."
     )
-    labels = data.labels_of(shown)
-    ui.pixel_grid(data, shown, [f"{c} (#{i})" for c, i in zip(labels, shown, strict=True)], size=56)
+    if label is None:
+        captions = [f"{c} (#{i})" for c, i in zip(data.labels_of(shown), shown, strict=True)]
+    else:
+        captions = [f"#{i}" for i in shown]
+    ui.pixel_grid(data, shown, captions, size=64)
 
 with single:
     st.subheader("One image", anchor=False)
