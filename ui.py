@@ -4,15 +4,49 @@ pixel grids and the URL. The only module that imports both Streamlit and datalib
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 import datalib
 
 URL = "query-params"  # every input that shapes a view lives in the URL, so links reopen it
+
+# Streamlit's light categorical palette, given to charts explicitly: its theme otherwise
+# colours traces with placeholders only a browser resolves, and a server-side PNG comes out black.
+COLORS = ["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#ff8700"]
+
+
+def router() -> StreamlitPage:
+    """The app's pages; app.py runs what this returns.
+
+    It lives here, not in app.py, because a page may have to build it too: until
+    `st.navigation` has run once in a server process, Streamlit treats `pages/` as an old
+    style pages folder, and a fresh server whose first visitor opens a page's URL (after a
+    restart, say) runs that page without app.py. `sidebar()` then builds the router and reruns.
+    """
+    global _routed
+    _routed = True
+    return st.navigation(
+        [
+            st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+            st.Page("pages/batches.py", title="Batches", icon=":material/view_module:"),
+            st.Page("pages/images.py", title="Images", icon=":material/image:"),
+            st.Page("pages/histograms.py", title="Histograms", icon=":material/bar_chart:"),
+            st.Page("pages/balance.py", title="Class balance", icon=":material/balance:"),
+        ]
+    )
+
+
+_routed = False  # has st.navigation run in this process? (Streamlit's own flag is process-wide)
 
 
 @dataclass(frozen=True)
@@ -45,6 +79,10 @@ def load(name: str, split: str) -> datalib.SplitData:
 
 def sidebar() -> View:
     """The sidebar every page shares: dataset, split and DataLoader settings, all in the URL."""
+    if not _routed:  # run without app.py: see router()
+        router()
+        st.rerun()
+    check_opening_link()
     with st.sidebar:
         name = st.selectbox(
             "Dataset",
@@ -109,16 +147,14 @@ def batch_picker(view: View, *, label: str = "Batch") -> int:
     )
 
 
+ALL_CLASSES = "All classes"
+
+
 def class_picker(data: datalib.SplitData, *, allow_all: bool, label: str = "Class") -> int | None:
     """A class chooser by name (or "All classes"); returns the label index or None for all."""
-    options: list[int | None] = ([None] if allow_all else []) + list(range(len(data.classes)))
-    return st.selectbox(
-        label,
-        options,
-        format_func=lambda c: "All classes" if c is None else data.classes[c],
-        key="cls",
-        bind=URL,
-    )
+    options = ([ALL_CLASSES] if allow_all else []) + list(data.classes)
+    name = st.selectbox(label, options, key="cls", bind=URL)
+    return None if name == ALL_CLASSES else data.classes.index(name)
 
 
 def pixel_grid(
@@ -142,3 +178,113 @@ def upscale(pixels: np.ndarray, size: int) -> np.ndarray:
 def count_caption(shown: int, total: int, what: str) -> str:
     """The line every grid carries: how much of what it shows."""
     return f"Showing {shown:,} of {total:,} {what}."
+
+
+def export_name(spec: datalib.DatasetSpec, splits: Sequence[str], chart: str) -> str:
+    """File name (no extension) for a chart's exports: `mnist_train-test_class-balance`."""
+    return f"{spec.name}_{'-'.join(splits)}_{chart}"
+
+
+def chart(
+    figure: go.Figure,
+    *,
+    key: str,
+    name: str,
+    table: pd.DataFrame,
+    on_select: Callable[[], None] | None = None,
+) -> None:
+    """A Plotly chart whose camera button saves a 2x PNG named `name`, with PNG and CSV
+    downloads of the picture and of the numbers behind it; `on_select` gets clicked points."""
+    st.plotly_chart(
+        figure,
+        key=key,
+        config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}},
+        **({"on_select": on_select, "selection_mode": "points"} if on_select else {}),
+    )
+    png, csv = st.columns(2)
+    if browser_for_png():
+        png.download_button(
+            "Download PNG",
+            data=lambda: figure.to_image(format="png", scale=2),
+            file_name=f"{name}.png",
+            mime="image/png",
+            icon=":material/image:",
+            on_click="ignore",
+            key=f"{key}_png",
+        )
+    else:
+        png.caption(
+            "Server-side PNG export needs Chromium (set BROWSER_PATH to it); "
+            "the camera icon on the chart saves the same picture from your browser."
+        )
+    csv.download_button(
+        "Download CSV",
+        data=table.to_csv(index=False),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        icon=":material/table:",
+        on_click="ignore",
+        key=f"{key}_csv",
+    )
+
+
+def browser_for_png() -> str | None:
+    """The Chromium kaleido will drive for server-side PNGs, if this machine has one."""
+    path = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chrome")
+    if path and os.access(path, os.X_OK):
+        os.environ.setdefault("BROWSER_PATH", path)
+        return path
+    return None
+
+
+def after_page() -> None:
+    """What app.py runs after every page: the link to share, and notices about the opening one."""
+    share_link()
+    report_link_fallbacks()
+
+
+def share_link() -> None:
+    """The sidebar's "Copy link": this page with every input of the view, as a URL."""
+    query = urlencode(st.query_params.to_dict())
+    url = f"{st.context.url or ''}{'?' + query if query else ''}"
+    with st.sidebar.popover("Copy link", icon=":material/link:", width="stretch"):
+        st.caption("This link reopens this page with the same dataset, split and inputs.")
+        st.code(url or "(open the app in a browser to get its address)", language=None)
+
+
+def check_opening_link() -> None:
+    """Remember the query of the link that opened this session, before any widget reads it."""
+    if "_opening_link" not in st.session_state:
+        st.session_state["_opening_link"] = st.query_params.to_dict()
+
+
+def report_link_fallbacks() -> None:
+    """Tell the user which values of the opening link were refused and replaced by defaults.
+
+    Bound widgets drop an invalid URL value (and a value equal to the default) from the URL;
+    a dropped value that differs from what the widget now shows was refused.
+    """
+    opening: dict[str, str] = st.session_state.get("_opening_link", {})
+    refused = []
+    for key, value in list(opening.items()):
+        if key not in st.session_state:
+            continue  # not an input of this page: it stays in the URL for its own page
+        del opening[key]
+        if key not in st.query_params and value != _url_form(key, st.session_state[key]):
+            refused.append(f"{key}={value!r}")
+    if refused:
+        st.toast(
+            f"This link had values that cannot be used here: {', '.join(refused)}. "
+            "Showing the defaults for them instead.",
+            icon=":material/link_off:",
+            duration="long",
+        )
+
+
+def _url_form(key: str, value: object) -> str:
+    """How a bound widget writes `value` into the URL."""
+    if key == "dataset" and value in datalib.DATASETS:
+        return datalib.DATASETS[value].title
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)

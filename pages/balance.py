@@ -35,6 +35,7 @@ if order == "count":  # by the training split's counts, largest first
 sizes = " / ".join(f"{len(d):,}" for d in splits)
 figure = px.bar(
     table,
+    color_discrete_sequence=ui.COLORS,
     x="class",
     y=measure,
     color="split",
@@ -60,10 +61,16 @@ def choose_clicked_class() -> None:
     """A click on a bar chooses its class for the samples below."""
     points = st.session_state["balance"].selection.points
     if points:
-        st.session_state["cls"] = int(points[0]["customdata"][3])
+        st.session_state["cls"] = view.data.classes[int(points[0]["customdata"][3])]
 
 
-st.plotly_chart(figure, key="balance", on_select=choose_clicked_class, selection_mode="points")
+ui.chart(
+    figure,
+    key="balance",
+    name=ui.export_name(spec, [d.split for d in splits], "class-balance"),
+    table=table,
+    on_select=choose_clicked_class,
+)
 
 for data, column in zip(splits, st.columns(len(splits)), strict=True):
     counts = datalib.split_class_counts(data)

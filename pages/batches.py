@@ -1,5 +1,6 @@
 """Batches: batch k exactly as the DataLoader yields it, images, labels and tensor facts."""
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -45,6 +46,7 @@ with tensors:
 with histogram:
     counts = datalib.class_counts(batch.labels, len(data.classes))
     figure = px.bar(
+        color_discrete_sequence=ui.COLORS,
         x=list(range(len(data.classes))),
         y=counts,
         labels={"x": "label", "y": "samples in this batch"},
@@ -52,4 +54,11 @@ with histogram:
     )
     figure.update_xaxes(dtick=1)
     figure.update_yaxes(dtick=1 if counts.max() <= 10 else None)
-    st.plotly_chart(figure, key="batch_labels")
+    ui.chart(
+        figure,
+        key="batch_labels",
+        name=ui.export_name(data.spec, [data.split], f"batch-{k}-labels"),
+        table=pd.DataFrame(
+            {"label": range(len(data.classes)), "class": data.classes, "count": counts}
+        ),
+    )

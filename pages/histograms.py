@@ -1,6 +1,7 @@
 """Histograms: pixel values of one image, a batch, a class or the whole split; is it scaled?"""
 
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -8,7 +9,7 @@ import datalib
 import ui
 
 SCOPES = ["Whole split", "One class", "Current batch", "One image"]
-SCALES = {"raw": "Raw 0-255 (on disk)", "scaled": "Scaled 0-1 (after ToTensor)"}
+RAW, SCALED = "raw 0-255 (on disk)", "scaled 0-1 (after ToTensor)"
 
 view = ui.sidebar()
 data = view.data
@@ -19,13 +20,7 @@ scope = st.segmented_control(
 )
 scale_column, axis_column = st.columns([2, 1], vertical_alignment="bottom")
 scale = scale_column.segmented_control(
-    "Values",
-    list(SCALES),
-    format_func=SCALES.get,
-    default="scaled",
-    required=True,
-    key="scale",
-    bind=ui.URL,
+    "Values", [RAW, SCALED], default=SCALED, required=True, key="scale", bind=ui.URL
 )
 # Background pixels (value 0) outnumber every other value by about 100x: log y shows the rest.
 log_y = axis_column.toggle("Log y axis", value=True, key="log_y", bind=ui.URL)
@@ -55,7 +50,7 @@ with ui.user_errors():
         what = "all images"
 
 st.info(datalib.scaling_verdict(stats), icon=":material/straighten:")
-raw = scale == "raw"
+raw = scale == RAW
 factor = 1 if raw else 255
 columns = st.columns(5)
 columns[0].metric("pixels", f"{stats.total:,}")
@@ -64,17 +59,23 @@ for column, name in zip(columns[1:], ("min", "max", "mean", "std"), strict=True)
 
 values = np.arange(256) / factor
 figure = px.bar(
+    color_discrete_sequence=ui.COLORS,
     x=values,
     y=stats.counts,
     log_y=log_y,
-    labels={"x": SCALES[scale], "y": "pixels"},
-    title=f"{view.title}, {what}: pixel values, {SCALES[scale]} (n={stats.total:,} pixels)",
+    labels={"x": f"pixel value, {scale}", "y": "pixels"},
+    title=f"{view.title}, {what}: pixel values, {scale} (n={stats.total:,} pixels)",
 )
 figure.update_traces(
     hovertemplate="value %{x}<br>%{y:,} pixels<extra></extra>", marker_line_width=0
 )
 figure.update_layout(bargap=0)
-st.plotly_chart(figure, key="histogram")
+ui.chart(
+    figure,
+    key="histogram",
+    name=ui.export_name(data.spec, [data.split], "pixel-histogram"),
+    table=pd.DataFrame({"raw": range(256), "scaled": np.arange(256) / 255, "pixels": stats.counts}),
+)
 
 if scope == "Whole split":
     st.markdown(

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -72,5 +73,10 @@ with single:
         height=460,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
-    st.plotly_chart(figure, key="pixels")
+    ui.chart(
+        figure,
+        key="pixels",
+        name=ui.export_name(data.spec, [data.split], f"image-{index}-pixels"),
+        table=pd.DataFrame(pixels).rename_axis("row").reset_index(),
+    )
     st.caption("Hover a pixel for its raw value (0-255) and what ToTensor makes of it (0-1).")

@@ -98,7 +98,7 @@ def test_batch_size_changes_the_tensors(real_root, monkeypatch):
 def test_images_class_filter_changes_the_gallery(real_root, monkeypatch):
     app = open_page("images", real_root, monkeypatch)
     assert "Showing 60 of 60,000 images in MNIST train" in texts(app)
-    app.selectbox(key="cls").set_value(3).run()
+    app.selectbox(key="cls").set_value("3 - three").run()
     assert "Showing 60 of 6,131 images of class 3 - three" in texts(app)
     app.number_input(key="image").set_value(7).run()
     assert "**#7** in MNIST train, label **3 - three**" in texts(app)
@@ -112,10 +112,10 @@ def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
     assert "all images" in whole["layout"]["title"]["text"]
     assert "Scaled to [0, 1]" in app.info[0].value
     assert [m.value for m in app.metric][3:] == ["0.1307", "0.3081"]
-    app.segmented_control(key="scale").set_value("raw").run()
+    app.segmented_control(key="scale").set_value("raw 0-255 (on disk)").run()
     assert [m.value for m in app.metric][2:] == ["255", "33.3184", "78.5675"]
     app.segmented_control(key="scope").set_value("One class").run()
-    app.selectbox(key="cls").set_value(1).run()
+    app.selectbox(key="cls").set_value("1 - one").run()
     assert "class 1 - one" in charts(app)[0]["layout"]["title"]["text"]
     assert app.metric[0].value == f"{6742 * 784:,}"
 
@@ -145,5 +145,5 @@ def test_balance_counts_percent_and_samples(real_root, monkeypatch):
     assert "shares (%)" in charts(app)[0]["layout"]["title"]["text"]
     assert app.metric[0].value == "1.24" and app.metric[1].value == "1.27"
     assert "Balanced: largest class 1 - one (6,742) / smallest 5 - five (5,421)" in texts(app)
-    app.selectbox(key="cls").set_value(5).run()
+    app.selectbox(key="cls").set_value("5 - five").run()
     assert "Showing 40 of 5,421 images of class 5 - five" in texts(app)

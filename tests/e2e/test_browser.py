@@ -1,0 +1,225 @@
+"""Every page in a real Chromium against `streamlit run app.py` on the real MNIST."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import SCREENSHOTS, screenshot, serving
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+PAGES = {
+    "overview": ("/", "MNIST"),
+    "batches": ("/batches", "Batches"),
+    "images": ("/images", "Images"),
+    "histograms": ("/histograms", "Histograms"),
+    "balance": ("/balance", "Class balance"),
+}
+
+
+def open_view(page, url: str, title: str) -> None:
+    """Go to `url` and wait until the page has drawn its title and finished running."""
+    page.goto(url)
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit's script run is over (no "running" status, no stale elements)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')"
+        " && !document.querySelector('[data-stale=true]')"
+    )
+    page.wait_for_timeout(300)
+
+
+def assert_no_error(page) -> None:
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "Traceback" not in page.content()
+
+
+def chart_traces(page, index: int = 0) -> list[dict]:
+    """The traces of the index-th Plotly chart as the browser holds them."""
+    wait_for_chart(page, index)
+    return page.evaluate(
+        # _fullData holds the values decoded (data keeps Plotly's base64 typed arrays).
+        """i => Array.from(document.querySelectorAll('.js-plotly-plot')[i]._fullData)
+             .map(t => ({name: t.name, y: Array.from(t.y || [])}))""",
+        index,
+    )
+
+
+def wait_for_chart(page, index: int = 0) -> None:
+    page.wait_for_function(
+        "i => { const d = document.querySelectorAll('.js-plotly-plot')[i];"
+        " return d && d.data && d.layout; }",
+        arg=index,
+    )
+
+
+def chart_title(page, index: int = 0) -> str:
+    wait_for_chart(page, index)
+    text = page.evaluate(
+        "i => document.querySelectorAll('.js-plotly-plot')[i].layout.title.text", index
+    )
+    return re.sub(r"<[^>]+>", "", text)  # Streamlit's theme wraps titles in <b>
+
+
+def code_text(page, starts: str) -> str:
+    """The text of the first code block that starts with `starts`, once it is drawn."""
+    block = page.locator("[data-testid=stCode] code").filter(
+        has_text=re.compile("^" + re.escape(starts))
+    )
+    block.first.wait_for()
+    return block.first.inner_text()
+
+
+def gallery_sources(page) -> list[str]:
+    return page.locator("[data-testid=stImage] img").evaluate_all("els => els.map(e => e.src)")
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_loads_without_error(page, server, name):
+    path, title = PAGES[name]
+    open_view(page, server + path, title)
+    assert_no_error(page)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    assert "MNIST train: 60,000 images, 6,000 batches of 10" in sidebar.inner_text()
+    screenshot(page, name)
+
+
+def test_next_batch_changes_images_and_labels(page, server):
+    open_view(page, server + "/batches", "Batches")
+    labels, images = code_text(page, "tensor("), gallery_sources(page)
+    page.get_by_role("button", name="Next").click()
+    page.get_by_text("Batch 1 of 6,000").wait_for()
+    settle(page)
+    assert code_text(page, "tensor(") != labels
+    assert gallery_sources(page) != images
+    assert "batch=1" in page.url
+    assert_no_error(page)
+
+
+def test_sidebar_shuffle_off_gives_the_dataset_order(page, server):
+    open_view(page, server + "/batches", "Batches")
+    page.locator("[data-testid=stSidebar]").get_by_text("shuffle", exact=True).click()
+    settle(page)
+    assert code_text(page, "tensor(") == "tensor([5, 0, 4, 1, 9, 2, 1, 3, 1, 4])"
+    assert "shuffle=false" in page.url
+
+
+def test_choosing_a_class_changes_the_gallery(page, server):
+    open_view(page, server + "/images", "Images")
+    before = gallery_sources(page)
+    page.get_by_text("Showing 60 of 60,000 images in MNIST train").wait_for()
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Class").click()
+    page.get_by_role("option", name="3 - three").click()
+    page.get_by_text("Showing 60 of 6,131 images of class 3 - three").wait_for()
+    settle(page)
+    assert gallery_sources(page) != before
+    assert "cls=3" in page.url
+
+
+def test_counts_percent_toggle_changes_the_balance_chart(page, server):
+    open_view(page, server + "/balance", "Class balance")
+    train = next(t for t in chart_traces(page) if t["name"] == "train")
+    assert train["y"] == TRAIN_COUNTS
+    assert chart_title(page) == "MNIST train vs test: class counts (n=60,000 / 10,000)"
+    page.get_by_role("radio", name="percent", exact=True).click()
+    settle(page)
+    train = next(t for t in chart_traces(page) if t["name"] == "train")
+    assert [round(y, 3) for y in train["y"]] == [round(100 * c / 60000, 3) for c in TRAIN_COUNTS]
+    assert "shares (%)" in chart_title(page)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_balance_png_downloads(page, server):
+    open_view(page, server + "/balance", "Class balance")
+    with page.expect_download(timeout=60_000) as server_side:
+        page.get_by_role("button", name="Download PNG").click()
+    download = server_side.value
+    assert download.suggested_filename == "mnist_train-test_class-balance.png"
+    width, height = png_size(Path(download.path()).read_bytes())
+    assert width >= 1000 and height >= 600  # drawn at 2x scale
+    colors = {rgb for _, rgb in Image.open(download.path()).convert("RGB").getcolors(1 << 20)}
+    assert {(0, 104, 201), (131, 201, 255)} <= colors  # train and test bars in their colours
+    SCREENSHOTS.mkdir(exist_ok=True)
+    download.save_as(SCREENSHOTS / download.suggested_filename)  # for a reviewer to open
+
+    page.locator(".js-plotly-plot").first.hover()
+    with page.expect_download() as from_browser:
+        page.locator(".js-plotly-plot [data-title='Download plot as a PNG']").first.click()
+    assert from_browser.value.suggested_filename == "mnist_train-test_class-balance.png"
+    png_size(Path(from_browser.value.path()).read_bytes())
+
+
+def test_balance_csv_has_the_numbers(page, server):
+    open_view(page, server + "/balance", "Class balance")
+    with page.expect_download() as csv_download:
+        page.get_by_role("button", name="Download CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(csv_download.value.path()).read_text())))
+    train = [int(r["count"]) for r in rows if r["split"] == "train"]
+    assert train == TRAIN_COUNTS
+    assert {"split", "label", "class", "count", "percent"} <= set(rows[0])
+
+
+def test_copied_link_reopens_the_view_in_a_new_browser(page, server, browser):
+    open_view(page, server + "/batches", "Batches")
+    page.locator("[data-testid=stSidebar]").get_by_role("radio", name="test", exact=True).click()
+    settle(page)
+    for shown in (1, 2):
+        page.get_by_role("button", name="Next").click()
+        page.get_by_text(f"Batch {shown} of 1,000").wait_for()
+    settle(page)
+    labels = code_text(page, "tensor(")
+    page.get_by_role("button", name="Copy link").click()
+    link = page.locator("[data-testid=stPopoverBody] [data-testid=stCode] code").inner_text()
+    assert link.startswith(server + "/batches?")
+    assert re.search(r"split=test", link) and re.search(r"batch=2", link)
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1300})
+    try:
+        other = fresh.new_page()
+        open_view(other, link, "Batches")
+        other.get_by_text("Batch 2 of 1,000").wait_for()
+        assert code_text(other, "tensor(") == labels
+        screenshot(other, "batches-from-link")
+    finally:
+        fresh.close()
+
+
+def test_bad_link_values_fall_back_with_a_notice(page, server):
+    open_view(page, server + "/batches?batch=abc&batch_size=0&dataset=cifar99&seed=-3", "Batches")
+    notice = page.locator("[data-testid=stToast]").first
+    notice.wait_for()
+    text = notice.inner_text()
+    for value in ("batch='abc'", "batch_size='0'", "dataset='cifar99'", "seed='-3'"):
+        assert value in text
+    assert page.get_by_text("Batch 0 of 6,000").is_visible()
+    assert_no_error(page)
+
+
+def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root, tmp_path):
+    """After a restart the first visitor may arrive on any page's link: same view, same app."""
+    with serving(real_root, tmp_path / "streamlit.log") as fresh_server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1300})
+        try:
+            page = context.new_page()
+            open_view(page, fresh_server + "/batches?batch=3&batch_size=16&split=test", "Batches")
+            page.get_by_text("Batch 3 of 625").wait_for()
+            nav = page.locator("[data-testid=stSidebarNav]").inner_text()
+            assert "Class balance" in nav and "overview" not in nav  # the app's router
+            assert page.get_by_role("button", name="Copy link").is_visible()
+            assert_no_error(page)
+        finally:
+            context.close()
