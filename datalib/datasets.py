@@ -155,7 +155,9 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
     folder = raw_folder(name, root_path)
     if not missing_files(name, root_path):
         return folder
-    _check_root(root_path, create=True)
+    # Only the default root is created on first use; a root someone named that does not exist
+    # is more likely a typo than a wish for a new folder.
+    _check_root(root_path, create=root_path == data_root(DEFAULT_ROOT))
     lock_path = folder.parent / ".download.lock"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,7 @@ def test_failed_download_exits_non_zero_without_traceback(tmp_path):
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "HTTP_PROXY": "http://127.0.0.1:9",
     }
+    (tmp_path / "new").mkdir()
     result = run("download", "mnist", "--root", str(tmp_path / "new"), env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("error: Downloading MNIST failed")

@@ -6,7 +6,10 @@ import hashlib
 import http.server
 import os
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -107,12 +110,20 @@ def offline_mirror(monkeypatch, tmp_path):
     monkeypatch.setattr(
         torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"]
     )
+    QuietHandler.requests = []
     yield mirror
     server.shutdown()
     server.server_close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        QuietHandler.requests.append(self.path)
+        time.sleep(0.05)  # a slow mirror, so concurrent callers overlap
+        super().do_GET()
+
     def log_message(self, *args) -> None:
         pass
 
@@ -130,6 +141,7 @@ def publish(mirror: Path, source: Path, monkeypatch) -> None:
 def test_download_fetches_checks_and_renames_into_place(tmp_path, offline_mirror, monkeypatch):
     publish(offline_mirror, write_tiny_mnist(tmp_path / "source"), monkeypatch)
     root = tmp_path / "fresh"
+    root.mkdir()
     folder = datalib.download("mnist", root)
     assert folder == root / "MNIST" / "raw"
     assert sorted(os.listdir(folder)) == sorted(FILES)
@@ -139,6 +151,7 @@ def test_download_fetches_checks_and_renames_into_place(tmp_path, offline_mirror
 
 def test_failed_download_says_what_to_do_and_leaves_nothing_trusted(offline_mirror, tmp_path):
     root = tmp_path / "fresh"  # the mirror is empty: every fetch fails
+    root.mkdir()
     with pytest.raises(datalib.DownloadFailed) as error:
         datalib.load("mnist", "train", root)
     message = str(error.value)
@@ -153,6 +166,7 @@ def test_corrupt_download_is_not_moved_into_place(tmp_path, offline_mirror, monk
     (source / "t10k-images-idx3-ubyte").write_bytes(b"<html>mirror error</html>")
     publish(offline_mirror, source, monkeypatch)
     root = tmp_path / "fresh"
+    root.mkdir()
     with pytest.raises(datalib.CorruptFile, match="HTML page"):
         datalib.download("mnist", root)
     assert datalib.missing_files("mnist", root) == FILES
@@ -169,3 +183,28 @@ def test_read_only_data_is_loaded_without_writing(tiny_root):
         for path in [tiny_root, *tiny_root.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert snapshot(tiny_root) == before
+
+
+def test_concurrent_downloads_fetch_each_file_once(tmp_path, offline_mirror, monkeypatch):
+    publish(offline_mirror, write_tiny_mnist(tmp_path / "source"), monkeypatch)
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    alone.mkdir()
+    shared.mkdir()
+    datalib.download("mnist", alone)
+    one_download = sorted(QuietHandler.requests)  # torchvision asks twice per file
+    assert set(one_download) == {f"/{name}.gz" for name in FILES}
+    QuietHandler.requests.clear()
+    with ThreadPoolExecutor(4) as pool:  # four sessions open the app at once
+        folders = list(pool.map(lambda _: datalib.download("mnist", shared), range(4)))
+    assert set(folders) == {shared / "MNIST" / "raw"}
+    assert sorted(QuietHandler.requests) == one_download
+    assert datalib.load("mnist", "test", shared).labels.tolist() == [1, 1, 2, 3, 4]
+
+
+def test_the_default_root_is_created_on_first_download(tmp_path, offline_mirror, monkeypatch):
+    publish(offline_mirror, write_tiny_mnist(tmp_path / "source"), monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATALIB_ROOT", raising=False)
+    assert datalib.download("mnist") == tmp_path / "data" / "MNIST" / "raw"
+    with pytest.raises(datalib.DataRootError, match="does not exist"):
+        datalib.download("mnist", tmp_path / "named-but-missing")

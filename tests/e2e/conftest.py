@@ -41,9 +41,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(data_root: Path, log: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port until the block ends; yields its URL."""
-    port = free_port()
+def serving(data_root: Path, log: Path, port: int | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a (free) loopback port until the block ends; yields its URL."""
+    port = port or free_port()
     env = {**os.environ, "DATALIB_ROOT": str(data_root), "BROWSER_PATH": CHROMIUM}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import SCREENSHOTS, screenshot, serving
+from tests.e2e.conftest import SCREENSHOTS, free_port, screenshot, serving
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 PAGES = {
@@ -223,3 +223,23 @@ def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root
             assert_no_error(page)
         finally:
             context.close()
+
+
+def test_a_server_restart_brings_the_view_back(browser, real_root, tmp_path):
+    """The browser reconnects on its own after a restart and redraws the view of its URL."""
+    port = free_port()
+    context = browser.new_context(viewport={"width": 1400, "height": 1300})
+    try:
+        page = context.new_page()
+        with serving(real_root, tmp_path / "first.log", port) as url:
+            open_view(page, url + "/images?cls=7+-+seven&image=15", "Images")
+            page.get_by_text("images of class 7 - seven").first.wait_for()
+        with serving(real_root, tmp_path / "second.log", port):
+            page.get_by_text("Showing 60 of 6,265 images of class 7 - seven").wait_for(
+                timeout=60_000
+            )
+            settle(page)
+            assert page.get_by_text("label 7 - seven").is_visible()
+            assert_no_error(page)
+    finally:
+        context.close()
