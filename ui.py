@@ -42,6 +42,7 @@ def router() -> StreamlitPage:
             st.Page("pages/images.py", title="Images", icon=":material/image:"),
             st.Page("pages/histograms.py", title="Histograms", icon=":material/bar_chart:"),
             st.Page("pages/balance.py", title="Class balance", icon=":material/balance:"),
+            st.Page("pages/checklist.py", title="Readiness checklist", icon=":material/checklist:"),
         ]
     )
 
@@ -111,7 +112,7 @@ def sidebar() -> View:
             step=1,
             key="seed",
             bind=URL,
-            disabled=not shuffle,
+            help="Seeds the shuffle, and the weighted sampler on the Readiness checklist.",
         )
         drop_last = st.toggle("drop_last", value=False, key="drop_last", bind=URL)
         with user_errors():

@@ -1,4 +1,4 @@
-"""Command line: `python -m datalib download|info NAME [--root DIR] [--json]`."""
+"""Command line: `python -m datalib download|info|check NAME [--root DIR] [--json]`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from datalib.batches import LoaderSettings
+from datalib.checks import Checklist, checklist
 from datalib.datasets import data_root, download, load
 from datalib.errors import DatalibError
 from datalib.registry import DATASETS, SPLITS, dataset_spec
@@ -43,23 +45,58 @@ def _print_info(result: dict) -> None:
         print(f"  class counts: {facts['class_counts']}")
 
 
+def _print_checklist(result: Checklist) -> None:
+    print(f"{result.spec.title} {result.split} through {result.loader_text}, ToTensor()")
+    for check in result.checks:
+        print(f"\n{check.verdict.upper():4}  {check.title}: {check.summary}")
+        for fact, value in check.evidence_table().itertuples(index=False):
+            print(f"      {fact}: {value}")
+        if check.fix:
+            print("      fix:")
+            print("\n".join(f"        {line}" for line in check.fix.splitlines()))
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in result.tally().items())
+    print(f"\n{tally}. Reproduce in code:\n")
+    print(result.code, end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datalib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for command, help_text in (
         ("download", "put a dataset's files under the data root (needs internet)"),
         ("info", "describe a dataset that is on disk: sizes, classes, class counts, pixels"),
+        ("check", "the data-readiness checklist for a split and DataLoader: pass/warn/fail"),
     ):
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument("name", help=f"dataset name: {', '.join(DATASETS)}")
         sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
-        if command == "info":
+        if command in ("info", "check"):
             sub.add_argument("--json", action="store_true", help="print one JSON object")
+        if command == "check":
+            defaults = LoaderSettings()
+            sub.add_argument("--split", default="train", help="split the loader reads: train, test")
+            sub.add_argument("--batch-size", type=int, default=defaults.batch_size)
+            sub.add_argument("--seed", type=int, default=defaults.seed, help="torch.Generator seed")
+            sub.add_argument("--no-shuffle", action="store_true", help="shuffle=False")
+            sub.add_argument("--drop-last", action="store_true", help="drop_last=True")
+            sub.add_argument("--sampler", help="weighted: a WeightedRandomSampler by class")
     args = parser.parse_args(argv)
     try:
         if args.command == "download":
             folder = download(args.name, args.root)
             print(f"{dataset_spec(args.name).title} is in {folder}")
+        elif args.command == "check":
+            settings = LoaderSettings(
+                batch_size=args.batch_size,
+                shuffle=not args.no_shuffle,
+                seed=args.seed,
+                drop_last=args.drop_last,
+            )
+            result = checklist(args.name, args.split, settings, args.sampler, args.root)
+            if args.json:
+                print(json.dumps(result.as_dict()))
+            else:
+                _print_checklist(result)
         elif args.json:
             print(json.dumps(info(args.name, args.root)))
         else:

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 LEVELS = 256
+BALANCED_RATIO, MILD_RATIO = 1.5, 3.0  # largest / smallest class: balanced, mildly imbalanced
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ def balance_verdict(counts: np.ndarray, classes: tuple[str, ...]) -> str:
         f"largest class {largest} ({int(counts.max()):,}) / smallest {smallest} "
         f"({int(counts.min()):,}) = {ratio:.2f}"
     )
-    if ratio <= 1.5:
+    if ratio <= BALANCED_RATIO:
         return f"Balanced: {detail}. Plain cross-entropy and uniform sampling are fine."
-    if ratio <= 3:
+    if ratio <= MILD_RATIO:
         return f"Mildly imbalanced: {detail}. Watch per-class accuracy; consider class weights."
     return (
         f"Imbalanced: {detail}. Use class weights in the loss or a WeightedRandomSampler, "

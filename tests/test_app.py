@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["overview", "batches", "images", "histograms", "balance"]
+PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
 
 
 def open_page(page: str, root, monkeypatch, **params: str) -> AppTest:

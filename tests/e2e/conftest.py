@@ -41,8 +41,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(data_root: Path, log: Path, port: int | None = None) -> Iterator[str]:
-    """`streamlit run app.py` on a (free) loopback port until the block ends; yields its URL."""
+def serving(
+    data_root: Path, log: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run app.py` on a (free) loopback port until the block ends.
+
+    Yields its URL and its process.
+    """
     port = port or free_port()
     env = {**os.environ, "DATALIB_ROOT": str(data_root), "BROWSER_PATH": CHROMIUM}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
@@ -62,7 +67,7 @@ def serving(data_root: Path, log: Path, port: int | None = None) -> Iterator[str
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start:\n{log.read_text()}")
             time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -74,7 +79,7 @@ def serving(data_root: Path, log: Path, port: int | None = None) -> Iterator[str
 @pytest.fixture(scope="session")
 def server(real_root: Path, tmp_path_factory) -> Iterator[str]:
     """The app served on loopback for the whole session, on the real MNIST."""
-    with serving(real_root, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+    with serving(real_root, tmp_path_factory.mktemp("server") / "streamlit.log") as (url, _):
         yield url
 
 

@@ -20,6 +20,7 @@ PAGES = {
     "images": ("/images", "Images"),
     "histograms": ("/histograms", "Histograms"),
     "balance": ("/balance", "Class balance"),
+    "checklist": ("/checklist", "Readiness checklist"),
 }
 
 
@@ -211,7 +212,7 @@ def test_bad_link_values_fall_back_with_a_notice(page, server):
 
 def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root, tmp_path):
     """After a restart the first visitor may arrive on any page's link: same view, same app."""
-    with serving(real_root, tmp_path / "streamlit.log") as fresh_server:
+    with serving(real_root, tmp_path / "streamlit.log") as (fresh_server, _):
         context = browser.new_context(viewport={"width": 1400, "height": 1300})
         try:
             page = context.new_page()
@@ -231,7 +232,7 @@ def test_a_server_restart_brings_the_view_back(browser, real_root, tmp_path):
     context = browser.new_context(viewport={"width": 1400, "height": 1300})
     try:
         page = context.new_page()
-        with serving(real_root, tmp_path / "first.log", port) as url:
+        with serving(real_root, tmp_path / "first.log", port) as (url, _):
             open_view(page, url + "/images?cls=7+-+seven&image=15", "Images")
             page.get_by_text("images of class 7 - seven").first.wait_for()
         with serving(real_root, tmp_path / "second.log", port):

@@ -1,0 +1,958 @@
+"""The data-readiness checklist: for one split and DataLoader, a verdict (pass, warn, fail),
+the evidence and the fix as code for each thing a tutorial checks by hand before training."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from datalib.batches import LoaderSettings, sample_order, to_tensor
+from datalib.datasets import SplitData, data_root, load, raw_folder
+from datalib.errors import CorruptFile, InvalidRequest
+from datalib.registry import DatasetSpec, check_split, dataset_spec
+from datalib.stats import (
+    BALANCED_RATIO,
+    LEVELS,
+    MILD_RATIO,
+    PixelStats,
+    balance_verdict,
+    imbalance_ratio,
+    pixel_stats,
+    split_class_counts,
+    split_pixel_stats,
+)
+
+__all__ = [
+    "CHECKS",
+    "SAMPLERS",
+    "VERDICTS",
+    "Check",
+    "Checklist",
+    "CrossDuplicates",
+    "Mixing",
+    "PixelKeys",
+    "channel_stats",
+    "check_balanced",
+    "check_normalized",
+    "check_numerical",
+    "check_scaled",
+    "check_shuffled",
+    "check_splits",
+    "checklist",
+    "class_weights",
+    "cross_duplicates",
+    "duplicate_groups",
+    "epoch_order",
+    "label_mixing",
+    "normalize_line",
+    "pixel_keys",
+    "reproduce_code",
+    "sample_weights",
+    "sampler_name",
+    "weighted_order",
+]
+
+VERDICTS = ("pass", "warn", "fail")
+SAMPLERS = ("weighted",)
+CHECKS = {
+    "numerical": "Numerical tensors",
+    "scaled": "Scaled values",
+    "normalized": "Normalized per channel",
+    "shuffled": "Shuffled batches",
+    "split": "Disjoint train and test",
+    "balanced": "Balanced classes",
+}
+MIXED, SORTED = 0.9, 0.5  # label mixing as a fraction of what a random order gives
+NORMALIZED_MEAN, NORMALIZED_STD = 0.1, 0.1  # |mean| and |std - 1| of a normalized channel
+EXAMPLE_GROUPS, EXAMPLE_MEMBERS = 6, 6  # duplicate groups shown, and images shown per group
+SHOWN_BATCHES, SHOWN_LABELS = 20, 400  # the first batches' labels in the shuffled check's table
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """One checklist item: its verdict, a sentence that explains it, the evidence and the fix."""
+
+    name: str
+    title: str
+    verdict: str
+    summary: str
+    facts: dict[str, object]
+    fix: str = ""
+    table: pd.DataFrame | None = None
+
+    def evidence_table(self) -> pd.DataFrame:
+        """The facts as two columns of readable text."""
+        return pd.DataFrame(
+            {
+                "evidence": [key.replace("_", " ") for key in self.facts],
+                "value": [_readable(value) for value in self.facts.values()],
+            }
+        )
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready data: verdict, summary, facts, fix and the table's rows."""
+        table = [] if self.table is None else self.table.to_dict("records")
+        return _json_ready(
+            {
+                "name": self.name,
+                "title": self.title,
+                "verdict": self.verdict,
+                "summary": self.summary,
+                "facts": self.facts,
+                "fix": self.fix,
+                "table": table,
+            }
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Checklist:
+    """Every check for one dataset split read by one DataLoader, and the code that builds it."""
+
+    spec: DatasetSpec
+    split: str
+    root: Path
+    loader: LoaderSettings
+    sampler: str | None
+    checks: tuple[Check, ...]
+    code: str
+
+    def __getitem__(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"No check {name!r}: the checks are {', '.join(CHECKS)}.")
+
+    @property
+    def loader_text(self) -> str:
+        """The DataLoader's arguments as a user would write them."""
+        s = self.loader
+        if self.sampler:
+            order = f"sampler=WeightedRandomSampler(seed {s.seed})"
+        else:
+            order = f"shuffle={s.shuffle}" + (f", seed {s.seed}" if s.shuffle else "")
+        return f"DataLoader(batch_size={s.batch_size}, {order}, drop_last={s.drop_last})"
+
+    def tally(self) -> dict[str, int]:
+        """How many checks got each verdict."""
+        return {v: sum(check.verdict == v for check in self.checks) for v in VERDICTS}
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready data: what was checked, every check, and the code."""
+        s = self.loader
+        return _json_ready(
+            {
+                "name": self.spec.name,
+                "title": self.spec.title,
+                "root": str(self.root),
+                "split": self.split,
+                "loader": {
+                    "batch_size": s.batch_size,
+                    "shuffle": s.shuffle,
+                    "seed": s.seed,
+                    "drop_last": s.drop_last,
+                    "sampler": self.sampler,
+                },
+                "tally": self.tally(),
+                "checks": {check.name: check.as_dict() for check in self.checks},
+                "code": self.code,
+            }
+        )
+
+
+def sampler_name(sampler: str | None) -> str | None:
+    """`sampler` checked: None (or "none") for the plain loader, else one of `SAMPLERS`."""
+    if sampler is None or str(sampler).strip().lower() in ("", "none"):
+        return None
+    name = str(sampler).strip().lower()
+    if name not in SAMPLERS:
+        raise InvalidRequest(
+            f"Unknown sampler {sampler!r}. Choose one of: none, {', '.join(SAMPLERS)}."
+        )
+    return name
+
+
+# Per-split results are cached per split object, as in stats.py: a split is loaded once per
+# process and hashes by identity, so no array is ever hashed.
+
+
+@functools.lru_cache(maxsize=16)
+def channel_stats(data: SplitData) -> tuple[PixelStats, ...]:
+    """Pixel statistics after ToTensor of each channel of a whole split (one bincount each)."""
+    if data.image_shape[0] == 1:
+        return (split_pixel_stats(data),)
+    return tuple(pixel_stats(data.images[:, c]) for c in range(data.image_shape[0]))
+
+
+def normalize_line(stats: Sequence[PixelStats]) -> str:
+    """The `transforms.Normalize(mean, std)` line for these per-channel statistics."""
+    return (
+        f"transforms.Normalize({_tuple_text(s.mean for s in stats)}, "
+        f"{_tuple_text(s.std for s in stats)})"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PixelKeys:
+    """The split's images grouped by identical pixel bytes."""
+
+    keys: np.ndarray  # one item per distinct image (the pixel bytes as numpy void), sorted
+    first: np.ndarray  # index of the first image with each key
+    inverse: np.ndarray  # key number of every image
+    counts: np.ndarray  # images per key
+
+    @property
+    def duplicates(self) -> int:
+        """Images that repeat an earlier image of the split exactly."""
+        return int(self.inverse.size - self.keys.size)
+
+
+@functools.lru_cache(maxsize=16)
+def pixel_keys(data: SplitData) -> PixelKeys:
+    """Group a split's images by their exact pixel bytes: one sort, no loop over images."""
+    rows = np.ascontiguousarray(data.images.numpy().reshape(len(data), math.prod(data.image_shape)))
+    as_bytes = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+    keys, first, inverse, counts = np.unique(
+        as_bytes, return_index=True, return_inverse=True, return_counts=True
+    )
+    return PixelKeys(keys=keys, first=first, inverse=inverse.ravel(), counts=counts)
+
+
+def duplicate_groups(data: SplitData) -> list[np.ndarray]:
+    """Indices of the images with an exact copy in the same split, one array per group, groups
+    in order of first appearance."""
+    keys = pixel_keys(data)
+    members = np.flatnonzero(keys.counts[keys.inverse] > 1)
+    groups = keys.inverse[members]
+    order = np.lexsort((members, keys.first[groups]))
+    members, groups = members[order], groups[order]
+    return np.split(members, np.flatnonzero(np.diff(groups)) + 1) if members.size else []
+
+
+def _conflicting_groups(data: SplitData) -> int:
+    """Duplicate groups whose images carry more than one label."""
+    keys = pixel_keys(data)
+    members = np.flatnonzero(keys.counts[keys.inverse] > 1)
+    pairs = np.unique(keys.inverse[members] * len(data.classes) + data.labels.numpy()[members])
+    return int((np.bincount(pairs // len(data.classes)) > 1).sum()) if pairs.size else 0
+
+
+@dataclass(frozen=True)
+class CrossDuplicates:
+    """Images of one split whose exact pixels also appear in another split."""
+
+    shared: int  # distinct images present in both
+    images_a: int  # images of the first split that have a copy in the second
+    images_b: int  # images of the second split that have a copy in the first
+    first_a: np.ndarray  # per shared image: its first index in the first split
+    first_b: np.ndarray  # ... and in the second
+
+
+@functools.lru_cache(maxsize=8)
+def cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
+    """The images two splits share exactly (one sorted intersection of their pixel keys)."""
+    if a.image_shape != b.image_shape:
+        empty = np.zeros(0, dtype=np.int64)
+        return CrossDuplicates(0, 0, 0, empty, empty)
+    keys_a, keys_b = pixel_keys(a), pixel_keys(b)
+    _, in_a, in_b = np.intersect1d(
+        keys_a.keys, keys_b.keys, assume_unique=True, return_indices=True
+    )
+    order = np.argsort(keys_b.first[in_b], kind="stable")
+    in_a, in_b = in_a[order], in_b[order]
+    return CrossDuplicates(
+        shared=int(in_a.size),
+        images_a=int(keys_a.counts[in_a].sum()),
+        images_b=int(keys_b.counts[in_b].sum()),
+        first_a=keys_a.first[in_a],
+        first_b=keys_b.first[in_b],
+    )
+
+
+def class_weights(data: SplitData) -> torch.Tensor:
+    """Per-class weights n / (C * count), float64; an empty class counts as one image.
+
+    The same torch operations as the code the checklist prints, so the weights (and hence the
+    sampler's draws) are bit for bit those of the user's own loader.
+    """
+    counts = torch.bincount(data.labels, minlength=len(data.classes))
+    return len(data) / (len(data.classes) * counts.clamp(min=1).double())
+
+
+def sample_weights(data: SplitData) -> torch.Tensor:
+    """Per-sample weights for `WeightedRandomSampler`: each sample gets its class's weight."""
+    return class_weights(data)[data.labels]
+
+
+@functools.lru_cache(maxsize=16)
+def weighted_order(data: SplitData, seed: int) -> torch.Tensor:
+    """The indices `WeightedRandomSampler(sample_weights(data), len(data), replacement=True,
+    generator=torch.Generator().manual_seed(seed))` yields in its first epoch.
+
+    The sampler draws them all when its iterator starts, as
+    `torch.multinomial(weights.double(), num_samples, replacement, generator=generator)`;
+    a DataLoader built with the sampler (and no generator of its own) does not touch the
+    sampler's generator first, so the same call gives the same indices.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return torch.multinomial(sample_weights(data), len(data), True, generator=generator)
+
+
+def epoch_order(data: SplitData, settings: LoaderSettings, sampler: str | None) -> np.ndarray:
+    """The sample indices one epoch of this loader visits, in order (after drop_last)."""
+    if sampler_name(sampler):
+        order = weighted_order(data, settings.seed)
+    else:
+        order = sample_order(len(data), settings.shuffle, settings.seed)
+    return order[: settings.num_batches(len(data)) * settings.batch_size].numpy()
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """How mixed the labels are along one epoch, next to a random order of the same labels."""
+
+    samples: int
+    batches: int
+    runs: int  # stretches of consecutive samples with the same label
+    expected_runs: float
+    longest_run: int
+    classes_per_batch: float  # distinct classes in a batch, on average
+    expected_classes_per_batch: float
+    single_class_batches: int
+
+    @property
+    def score(self) -> float:
+        """The lower of runs and classes per batch over what random order gives (1 = random)."""
+        return min(
+            self.runs / self.expected_runs,
+            self.classes_per_batch / self.expected_classes_per_batch,
+        )
+
+
+def label_mixing(labels: np.ndarray, batch_size: int, num_classes: int) -> Mixing:
+    """Label runs and classes per batch of labels in epoch order, and their expected values
+    under a uniformly random order of the same labels."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n = labels.size
+    if n == 0:
+        raise InvalidRequest("No samples in the epoch: lower the batch size or unset drop_last.")
+    num_classes = max(num_classes, int(labels.max()) + 1)
+    changes = labels[1:] != labels[:-1]
+    starts = np.flatnonzero(np.concatenate(([True], changes, [True])))
+    batches = math.ceil(n / batch_size)
+    batch_of = np.arange(n) // batch_size
+    per_batch = np.bincount(batch_of * num_classes + labels, minlength=batches * num_classes)
+    coverage = (per_batch.reshape(batches, num_classes) > 0).sum(axis=1)
+    counts = np.bincount(labels, minlength=num_classes)
+    full, rest = divmod(n, batch_size)
+    expected = full * _expected_classes(counts, batch_size)
+    if rest:
+        expected += _expected_classes(counts, rest)
+    return Mixing(
+        samples=n,
+        batches=batches,
+        runs=int(starts.size - 1),
+        expected_runs=float(1 + (n - 1) - (counts * (counts - 1)).sum() / n),
+        longest_run=int(np.diff(starts).max()),
+        classes_per_batch=float(coverage.mean()),
+        expected_classes_per_batch=float(expected / batches),
+        single_class_batches=int((coverage == 1).sum()),
+    )
+
+
+def _expected_classes(counts: np.ndarray, size: int) -> float:
+    """Mean number of distinct classes in `size` labels drawn without replacement."""
+    n = int(counts.sum())
+    expected = 0.0
+    for m in counts[counts > 0].tolist():  # a loop over classes, not samples
+        if n - m < size:
+            expected += 1.0
+            continue
+        # P(class absent) = C(n - m, size) / C(n, size)
+        log_absent = (
+            math.lgamma(n - m + 1)
+            - math.lgamma(n - m - size + 1)
+            - math.lgamma(n + 1)
+            + math.lgamma(n - size + 1)
+        )
+        expected += 1.0 - math.exp(log_absent)
+    return expected
+
+
+def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
+    """Tensors of a numeric dtype, one shape for all, no NaN or inf after ToTensor."""
+    counts = split_pixel_stats(data).counts
+    as_tensor = to_tensor(torch.arange(LEVELS, dtype=torch.uint8))
+    # ToTensor maps each raw byte value to one float, so checking the 256 values checks all.
+    finite = torch.isfinite(as_tensor).numpy()
+    non_finite = int(counts[~finite].sum())
+    numeric = data.images.dtype not in (torch.bool, torch.complex64, torch.complex128)
+    label_min, label_max = int(data.labels.min()), int(data.labels.max())
+    out_of_range = int(((data.labels < 0) | (data.labels >= len(data.classes))).sum())
+    c, h, w = data.image_shape
+    batches = settings.num_batches(len(data))
+    last = len(data) - (batches - 1) * settings.batch_size
+    last = min(last, settings.batch_size)
+    facts = {
+        "images_on_disk": f"{data.images.dtype}, {len(data):,} x {c} x {h} x {w}",
+        "images_after_ToTensor": f"{as_tensor.dtype}, each {c} x {h} x {w}",
+        "non_finite_values_after_ToTensor": non_finite,
+        "labels": f"{data.labels.dtype}, {label_min} to {label_max}",
+        "labels_outside_classes": out_of_range,
+        "batches": batches,
+        "batch_shape": [min(settings.batch_size, len(data)), c, h, w],
+        "last_batch_size": last,
+    }
+    where = f"{data.spec.title} {data.split}"
+    if not numeric or not as_tensor.dtype.is_floating_point or non_finite or out_of_range:
+        problems = []
+        if not numeric or not as_tensor.dtype.is_floating_point:
+            problems.append(f"the images are {data.images.dtype}, not a real number type")
+        if non_finite:
+            problems.append(f"{non_finite:,} pixels are NaN or inf after ToTensor")
+        if out_of_range:
+            problems.append(
+                f"{out_of_range:,} labels are outside 0 to {len(data.classes) - 1}, which "
+                "CrossEntropyLoss rejects"
+            )
+        return Check(
+            "numerical",
+            CHECKS["numerical"],
+            "fail",
+            f"{where}: {'; '.join(problems)}. Fix the data before training.",
+            facts,
+        )
+    summary = (
+        f"All {len(data):,} images share one shape ({c} x {h} x {w}), stored as "
+        f"{data.images.dtype}; after ToTensor they are {as_tensor.dtype} with no NaN or inf, "
+        f"and the labels are {data.labels.dtype} class indices."
+    )
+    if last == 1 and batches > 1:
+        return Check(
+            "numerical",
+            CHECKS["numerical"],
+            "warn",
+            summary + " But the last batch holds a single sample, and BatchNorm in training "
+            "mode raises on a batch of one: drop it.",
+            facts,
+            fix=f"loader = DataLoader(dataset, batch_size={settings.batch_size}, drop_last=True)",
+        )
+    return Check("numerical", CHECKS["numerical"], "pass", summary, facts)
+
+
+def check_scaled(low: float, high: float, raw_low: int, raw_high: int) -> Check:
+    """Values the model sees in [0, 1] or [-1, 1]; raw 0-255 bytes flagged with their transform."""
+    facts = {
+        "raw_on_disk": f"{raw_low} to {raw_high}",
+        "min_after_transform": low,
+        "max_after_transform": high,
+    }
+    raw = f"on disk they are {raw_low} to {raw_high}"
+    if raw_high > 1:
+        raw += ", which `transforms.ToTensor()` divides by 255 (this loader applies it)"
+    if -1 <= low and high <= 1:
+        interval = "[0, 1]" if low >= 0 else "[-1, 1]"
+        summary = f"Scaled: the model sees values from {low:.4g} to {high:.4g}, inside {interval}; "
+        return Check("scaled", CHECKS["scaled"], "pass", summary + raw + ".", facts)
+    return Check(
+        "scaled",
+        CHECKS["scaled"],
+        "fail",
+        f"Not scaled: the model sees values from {low:.4g} to {high:.4g}, outside [0, 1] and "
+        f"[-1, 1]; {raw}. Large inputs make early training unstable: scale them.",
+        facts,
+        fix="transforms.ToTensor()  # uint8 0-255 -> float32 0-1 (for a tensor: x.float() / 255)",
+    )
+
+
+def check_normalized(stats: Sequence[PixelStats]) -> Check:
+    """Per-channel mean and std of train after the loader's transform, and the Normalize line."""
+    means = [s.mean for s in stats]
+    stds = [s.std for s in stats]
+    facts = {"channels": len(stats), "mean": means, "std": stds, "normalize": normalize_line(stats)}
+    shown = f"mean {_prose_text(means)}, std {_prose_text(stds)}"
+    constant = [c for c, s in enumerate(stds) if s == 0]
+    if constant:
+        return Check(
+            "normalized",
+            CHECKS["normalized"],
+            "fail",
+            f"Channel {', '.join(map(str, constant))} of the train split is constant "
+            f"(std 0): normalizing divides by zero. Drop it, or check the files.",
+            facts,
+        )
+    if all(abs(m) <= NORMALIZED_MEAN for m in means) and all(
+        abs(s - 1) <= NORMALIZED_STD for s in stds
+    ):
+        return Check(
+            "normalized",
+            CHECKS["normalized"],
+            "pass",
+            f"Normalized: per channel the train split has {shown} after the transform.",
+            facts,
+        )
+    return Check(
+        "normalized",
+        CHECKS["normalized"],
+        "warn",
+        f"Not normalized: after ToTensor the train split has {shown} per channel, not 0 and 1. "
+        "Normalize with the train statistics (for train and test alike) to centre the inputs.",
+        facts,
+        fix=(
+            "transform = transforms.Compose([\n"
+            "    transforms.ToTensor(),\n"
+            f"    {normalize_line(stats)},  # train mean and std per channel\n"
+            "])"
+        ),
+    )
+
+
+def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | None) -> Check:
+    """How mixed the labels are across consecutive batches, next to a random order."""
+    order = epoch_order(data, settings, sampler)
+    labels = data.labels.numpy()[order]
+    mixing = label_mixing(labels, settings.batch_size, len(data.classes))
+    shown = min(mixing.batches, SHOWN_BATCHES, max(1, SHOWN_LABELS // settings.batch_size))
+    first = labels[: shown * settings.batch_size]
+    table = pd.DataFrame(
+        {
+            "batch": np.arange(first.size) // settings.batch_size,
+            "position": np.arange(first.size) % settings.batch_size,
+            "index": order[: first.size],
+            "label": first,
+            "class": np.asarray(data.classes, dtype=object)[first],
+        }
+    )
+    facts = {
+        "label_runs": mixing.runs,
+        "label_runs_in_random_order": round(mixing.expected_runs, 1),
+        "longest_run": mixing.longest_run,
+        "classes_per_batch": round(mixing.classes_per_batch, 3),
+        "classes_per_batch_in_random_order": round(mixing.expected_classes_per_batch, 3),
+        "single_class_batches": mixing.single_class_batches,
+        "batches": mixing.batches,
+        "labels_of_batch_0": labels[: min(settings.batch_size, 32)].tolist(),
+    }
+    evidence = (
+        f"Along one epoch the labels form {mixing.runs:,} runs (a random order gives "
+        f"{mixing.expected_runs:,.0f}; longest run {mixing.longest_run:,}), and a batch of "
+        f"{settings.batch_size} holds {mixing.classes_per_batch:.2f} classes on average "
+        f"(random order: {mixing.expected_classes_per_batch:.2f})."
+    )
+    if sampler:
+        evidence = f"The WeightedRandomSampler draws the order (shuffle is unused). {evidence}"
+    fix = (
+        f"loader = DataLoader(dataset, batch_size={settings.batch_size}, shuffle=True, "
+        f"generator=torch.Generator().manual_seed({settings.seed}))"
+    )
+    evaluation = data.split != "train"
+    if mixing.score < SORTED:
+        if evaluation:
+            verdict, advice = (
+                "warn",
+                (
+                    " Test metrics do not depend on the order, but batch statistics (BatchNorm in "
+                    "training mode) would: shuffle the training loader."
+                ),
+            )
+        else:
+            verdict, advice = (
+                "fail",
+                (
+                    " The batches are close to class-sorted: the model sees one class after "
+                    "another and forgets the earlier ones. Shuffle."
+                ),
+            )
+        return Check("shuffled", CHECKS["shuffled"], verdict, evidence + advice, facts, fix, table)
+    if not settings.shuffle and not sampler:
+        if evaluation:
+            return Check(
+                "shuffled",
+                CHECKS["shuffled"],
+                "pass",
+                evidence + " Evaluation does not need shuffling.",
+                facts,
+                table=table,
+            )
+        return Check(
+            "shuffled",
+            CHECKS["shuffled"],
+            "warn",
+            evidence + " The order on disk is about as mixed as a random one, but with "
+            "shuffle=False every epoch repeats the same batches in the same order: shuffle.",
+            facts,
+            fix,
+            table,
+        )
+    if mixing.score < MIXED:
+        return Check(
+            "shuffled",
+            CHECKS["shuffled"],
+            "warn",
+            evidence + " Less mixed than a random order.",
+            facts,
+            "" if sampler else fix,
+            table,
+        )
+    return Check(
+        "shuffled",
+        CHECKS["shuffled"],
+        "pass",
+        evidence + " As mixed as a random order.",
+        facts,
+        table=table,
+    )
+
+
+def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
+    """Train and test present and disjoint; exact duplicate images across and within splits."""
+    splits = (train, test)
+    keys = {data.split: pixel_keys(data) for data in splits}
+    cross = cross_duplicates(train, test)
+    facts: dict[str, object] = {
+        "images": {data.split: len(data) for data in splits},
+        "distinct_images": {split: int(k.keys.size) for split, k in keys.items()},
+        "duplicates_within_split": {split: k.duplicates for split, k in keys.items()},
+        "duplicate_groups_within_split": {
+            split: int((k.counts > 1).sum()) for split, k in keys.items()
+        },
+        "duplicate_groups_with_conflicting_labels": {
+            data.split: _conflicting_groups(data) for data in splits
+        },
+        "images_in_both_train_and_test": cross.shared,
+        "test_images_also_in_train": cross.images_b,
+    }
+    rows: list[dict] = []
+    shown = slice(0, EXAMPLE_GROUPS)
+    pairs = zip(cross.first_a[shown].tolist(), cross.first_b[shown].tolist(), strict=True)
+    for example, (i, j) in enumerate(pairs):
+        rows += [
+            _example_row(example, "train and test", train, i),
+            _example_row(example, "train and test", test, j),
+        ]
+    example = len(rows) // 2
+    for data in splits:
+        for group in duplicate_groups(data)[:EXAMPLE_GROUPS]:
+            rows += [
+                _example_row(example, f"within {data.split}", data, index)
+                for index in group[:EXAMPLE_MEMBERS].tolist()
+            ]
+            example += 1
+    table = pd.DataFrame(rows, columns=["example", "kind", "split", "index", "label", "class"])
+    counted = (
+        f"{cross.shared:,} images are in both train and test; within the splits, "
+        + ", ".join(f"{split} has {k.duplicates:,} exact duplicates" for split, k in keys.items())
+        + " (identical pixel bytes)."
+    )
+    empty = [data.split for data in splits if len(data) == 0]
+    if empty:
+        summary = f"No {' or '.join(empty)} images: evaluate on a split the model never trains on."
+        return Check("split", CHECKS["split"], "fail", summary, facts, table=table)
+    within = keys["train"].duplicates + keys["test"].duplicates
+    fix = ""
+    if cross.shared or within:
+        # Each distinct image is kept once, at its first appearance: test loses its own repeats
+        # and every copy of a train image.
+        fix = _split_fix(
+            train.spec, root, keys["train"].duplicates, keys["test"].duplicates + cross.shared
+        )
+    if cross.shared:
+        summary = (
+            f"Leak: {cross.images_b:,} test images are exact copies of train images, so test "
+            f"accuracy partly measures memory. {counted}"
+        )
+        return Check("split", CHECKS["split"], "fail", summary, facts, fix, table)
+    if within:
+        summary = (
+            "Train and test are disjoint, but some images repeat within a split: they weigh "
+            f"double in training or in the test score. {counted}"
+        )
+        return Check("split", CHECKS["split"], "warn", summary, facts, fix, table)
+    summary = (
+        f"Train ({len(train):,}) and test ({len(test):,}) are both present and disjoint. {counted}"
+    )
+    return Check("split", CHECKS["split"], "pass", summary, facts, table=table)
+
+
+def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | None) -> Check:
+    """Imbalance ratio with a verdict; class and sample weights; class mix of one epoch of
+    batches without and with a WeightedRandomSampler, drawn with the same seed."""
+    counts = split_class_counts(data)
+    num = len(data.classes)
+    labels = data.labels.numpy()
+    before = np.bincount(labels[epoch_order(data, settings, None)], minlength=num)
+    after = np.bincount(labels[epoch_order(data, settings, "weighted")], minlength=num)
+    weights = class_weights(data).numpy()
+    table = pd.DataFrame(
+        {
+            "label": np.arange(num),
+            "class": list(data.classes),
+            "count": counts,
+            "class_weight": weights,
+            "sample_weight": weights,  # every sample of a class carries its class's weight
+            "epoch_without_sampler": before,
+            "percent_without_sampler": 100 * before / before.sum(),
+            "epoch_with_sampler": after,
+            "percent_with_sampler": 100 * after / after.sum(),
+        }
+    )
+    delivered = after if sampler else before
+    ratio = imbalance_ratio(counts)
+    delivered_ratio = imbalance_ratio(delivered)
+    share = 100 * delivered / delivered.sum()
+    facts = {
+        "class_counts": counts.tolist(),
+        "imbalance_ratio": ratio,
+        "class_weights": [round(float(w), 6) for w in weights],
+        "sample_weights": f"class_weights[targets]: {len(data):,} values",
+        "epoch_class_counts": delivered.tolist(),
+        "epoch_imbalance_ratio": delivered_ratio,
+        "epoch_class_share_percent": [round(float(p), 2) for p in share],
+    }
+    text = balance_verdict(counts, data.classes)
+    sampled = 100 * after / after.sum()
+    shares = (
+        f"class shares from {sampled.min():.1f}% to {sampled.max():.1f}% "
+        f"(uniform: {100 / num:.1f}%)"
+    )
+    if sampler:
+        text = (
+            f"The WeightedRandomSampler draws one epoch ({int(after.sum()):,} samples, seed "
+            f"{settings.seed}) with {shares}. The data itself: {text}"
+        )
+    elif ratio > BALANCED_RATIO:
+        text += (
+            f" With the class weights below, a WeightedRandomSampler (seed {settings.seed}) "
+            f"would draw {shares}."
+        )
+    if counts.min() == 0 or delivered_ratio > MILD_RATIO:
+        verdict = "fail"
+    elif delivered_ratio > BALANCED_RATIO:
+        verdict = "warn"
+    else:
+        verdict = "pass"
+    if data.split != "train":
+        text += (
+            " This is the evaluation split: keep it as it is and report per-class metrics; "
+            "weight the training loader instead."
+        )
+        if sampler:
+            verdict = "fail" if verdict == "fail" else "warn"
+    fix = "" if sampler or verdict == "pass" else _weights_fix(settings)
+    return Check("balanced", CHECKS["balanced"], verdict, text, facts, fix, table)
+
+
+def reproduce_code(
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    settings: LoaderSettings,
+    sampler: str | None,
+    normalize: str,
+) -> str:
+    """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
+    epoch's labels: runnable as shown."""
+    s = settings
+    sampler = sampler_name(sampler)
+    lines = [
+        "import torch",
+        f"from torch.utils.data import DataLoader{', WeightedRandomSampler' if sampler else ''}",
+        "from torchvision import datasets, transforms",
+        "",
+        "transform = transforms.Compose([",
+        "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
+        f"    # {normalize},  # the normalized check's fix",
+        "])",
+        f"dataset = datasets.{spec.torchvision_class}(",
+        f"    {str(root)!r}, train={split == 'train'}, transform=transform",
+        ")",
+    ]
+    if sampler:
+        lines += [
+            "targets = torch.as_tensor(dataset.targets)",
+            "class_counts = torch.bincount(targets, minlength=len(dataset.classes))",
+            (
+                "class_weights = len(dataset) / (len(dataset.classes) * "
+                "class_counts.clamp(min=1).double())"
+            ),
+            "sampler = WeightedRandomSampler(",
+            "    class_weights[targets],  # one weight per sample: its class's weight",
+            "    num_samples=len(dataset),",
+            "    replacement=True,",
+            f"    generator=torch.Generator().manual_seed({s.seed}),",
+            ")",
+            "loader = DataLoader(",
+            f"    dataset, batch_size={s.batch_size}, sampler=sampler, drop_last={s.drop_last}",
+            ")",
+        ]
+    elif s.shuffle:
+        lines += [
+            "loader = DataLoader(",
+            "    dataset,",
+            f"    batch_size={s.batch_size},",
+            "    shuffle=True,",
+            f"    drop_last={s.drop_last},",
+            f"    generator=torch.Generator().manual_seed({s.seed}),",
+            ")",
+        ]
+    else:
+        lines += [
+            "loader = DataLoader(",
+            f"    dataset, batch_size={s.batch_size}, shuffle=False, drop_last={s.drop_last}",
+            ")",
+        ]
+    lines += [
+        "",
+        "# One epoch's class counts, as the balanced check shows them for this loader.",
+        "counts = torch.zeros(len(dataset.classes), dtype=torch.int64)",
+        "for images, labels in loader:",
+        "    counts += torch.bincount(labels, minlength=len(dataset.classes))",
+        "print(counts.tolist())",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def checklist(
+    name: str,
+    split: str = "train",
+    settings: LoaderSettings | None = None,
+    sampler: str | None = None,
+    root: str | Path | None = None,
+) -> Checklist:
+    """Every check for `split` of dataset `name` read by a DataLoader with these settings."""
+    spec = dataset_spec(name)
+    check_split(split)
+    settings = settings or LoaderSettings()
+    sampler = sampler_name(sampler)
+    train, test = (load(spec.name, s, root, download_missing=False) for s in ("train", "test"))
+    data = train if split == "train" else test
+    for part in (train, test):
+        _check_labels(part, raw_folder(spec.name, root))
+    if settings.num_batches(len(data)) == 0:
+        raise InvalidRequest(
+            f"With drop_last and batch size {settings.batch_size}, {spec.title} {split} "
+            f"({len(data):,} images) yields no batch: lower the batch size or unset drop_last."
+        )
+    pixels = split_pixel_stats(data)
+    path = data_root(root)
+    normalized = channel_stats(train)
+    checks = (
+        check_numerical(data, settings),
+        check_scaled(pixels.min, pixels.max, round(pixels.min * 255), round(pixels.max * 255)),
+        check_normalized(normalized),
+        check_shuffled(data, settings, sampler),
+        check_splits(train, test, path),
+        check_balanced(data, settings, sampler),
+    )
+    code = reproduce_code(spec, path, split, settings, sampler, normalize_line(normalized))
+    return Checklist(spec, split, path, settings, sampler, checks, code)
+
+
+def _check_labels(data: SplitData, folder: Path) -> None:
+    """Every count here takes labels as class indices: refuse a labels file that breaks that."""
+    labels = data.labels.numpy()
+    low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
+    if low < 0 or high >= len(data.classes):
+        raise CorruptFile(
+            f"The {data.spec.title} {data.split} labels run from {low} to {high}, outside the "
+            f"classes 0 to {len(data.classes) - 1}: the labels file is damaged. Delete it from "
+            f"{folder} and run `python -m datalib download {data.spec.name}`."
+        )
+
+
+def _weights_fix(settings: LoaderSettings) -> str:
+    return (
+        "targets = torch.as_tensor(dataset.targets)\n"
+        "class_counts = torch.bincount(targets, minlength=len(dataset.classes))\n"
+        "class_weights = len(dataset) / (len(dataset.classes) * "
+        "class_counts.clamp(min=1).double())\n"
+        "\n"
+        "# Either weight the loss ...\n"
+        "criterion = torch.nn.CrossEntropyLoss(weight=class_weights.float())\n"
+        "# ... or draw balanced batches (not both):\n"
+        "sampler = torch.utils.data.WeightedRandomSampler(\n"
+        "    class_weights[targets],\n"
+        "    num_samples=len(dataset),\n"
+        "    replacement=True,\n"
+        f"    generator=torch.Generator().manual_seed({settings.seed}),\n"
+        ")\n"
+        f"loader = DataLoader(dataset, batch_size={settings.batch_size}, sampler=sampler)"
+    )
+
+
+def _split_fix(spec: DatasetSpec, root: Path, from_train: int, from_test: int) -> str:
+    return (
+        "import numpy as np\n"
+        "from torch.utils.data import Subset\n"
+        "from torchvision import datasets\n"
+        "\n"
+        f"train_set = datasets.{spec.torchvision_class}({str(root)!r}, train=True)\n"
+        f"test_set = datasets.{spec.torchvision_class}({str(root)!r}, train=False)\n"
+        "pixels = np.concatenate([\n"
+        "    train_set.data.numpy().reshape(len(train_set), -1),\n"
+        "    test_set.data.numpy().reshape(len(test_set), -1),\n"
+        "])\n"
+        "# Keep each distinct image once, where it first appears (train before test):\n"
+        f"# drops {from_train:,} train and {from_test:,} test images.\n"
+        "first = np.sort(np.unique(pixels, axis=0, return_index=True)[1])\n"
+        "train_set = Subset(train_set, first[first < len(train_set)].tolist())\n"
+        "test_set = Subset(test_set, (first[first >= len(train_set)] - len(train_set)).tolist())"
+    )
+
+
+def _example_row(example: int, kind: str, data: SplitData, index: int) -> dict:
+    label = int(data.labels[index])
+    return {
+        "example": example,
+        "kind": kind,
+        "split": data.split,
+        "index": index,
+        "label": label,
+        "class": data.classes[label],
+    }
+
+
+def _tuple_text(values) -> str:
+    items = [f"{float(v):.4f}" for v in values]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _prose_text(values: Sequence[float]) -> str:
+    items = [f"{v:.4f}" for v in values]
+    return items[0] if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _readable(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return str(float(value))
+        return f"{float(value):,.1f}" if abs(value) >= 1000 else f"{float(value):.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_readable(v) for v in value) + "]"
+    return str(value)
+
+
+def _json_ready(value: object) -> object:
+    """Plain Python for `json.dumps`: numpy scalars unwrapped, inf and NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

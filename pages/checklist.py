@@ -1,0 +1,184 @@
+"""Readiness checklist: pass / warn / fail, the evidence and the fix for each thing a tutorial
+checks before training, and the code that rebuilds this loader."""
+
+import plotly.express as px
+import streamlit as st
+
+import datalib
+import datalib.checks
+import ui
+
+BADGES = {
+    "pass": ("green", ":material/check_circle:"),
+    "warn": ("orange", ":material/warning:"),
+    "fail": ("red", ":material/cancel:"),
+}
+SAMPLERS = ["none", *datalib.checks.SAMPLERS]
+
+view = ui.sidebar()
+spec = view.data.spec
+st.title("Readiness checklist", anchor=False)
+
+sampler = st.segmented_control(
+    "Sampler",
+    SAMPLERS,
+    default="none",
+    required=True,
+    key="sampler",
+    bind=ui.URL,
+    help="weighted: a WeightedRandomSampler with per-class weights n / (C * count), drawing "
+    "one epoch with replacement from a torch.Generator seeded with the sidebar's seed.",
+)
+with ui.user_errors():
+    splits = {split: ui.load(spec.name, split) for split in datalib.SPLITS}
+    with st.spinner("Running the checks..."):
+        result = datalib.checks.checklist(spec.name, view.data.split, view.loader, sampler)
+
+tally = result.tally()
+st.caption(
+    f"{view.title} through `{result.loader_text}` with `transforms.ToTensor()`: "
+    f"{tally['pass']} pass, {tally['warn']} warn, {tally['fail']} fail."
+)
+
+
+def badge(verdict: str) -> None:
+    """The verdict as a coloured badge."""
+    color, icon = BADGES[verdict]
+    st.badge(verdict, icon=icon, color=color)
+
+
+for column, check in zip(st.columns(len(result.checks)), result.checks, strict=True):
+    with column:  # badge first, so the badges line up however the titles wrap
+        badge(check.verdict)
+        st.markdown(f"**{check.title}**")
+
+
+def show_shuffled(check: datalib.checks.Check) -> None:
+    """The labels of the first batches, one row per batch, in loader order."""
+    labels = check.table.pivot(index="batch", columns="position", values="label")
+    size = view.loader.batch_size
+    figure = px.imshow(
+        labels,
+        color_continuous_scale="Turbo",
+        range_color=(0, len(view.data.classes) - 1),
+        text_auto=size <= 32,
+        aspect="auto",
+        labels={"x": "position in batch", "y": "batch", "color": "label"},
+        title=(
+            f"{view.title}: labels of the first {len(labels)} batches of batch_size {size}, "
+            "in loader order"
+        ),
+    )
+    figure.update_layout(height=120 + 24 * len(labels))
+    figure.update_yaxes(dtick=1 if len(labels) <= 20 else None)
+    if size <= 32:
+        figure.update_xaxes(dtick=1)
+    ui.chart(
+        figure,
+        key="shuffled",
+        name=ui.export_name(spec, [view.data.split], "batch-labels"),
+        table=check.table,
+    )
+
+
+def show_split(check: datalib.checks.Check) -> None:
+    """The duplicate images found, each example's copies side by side."""
+    if check.table.empty:
+        st.caption("No image appears twice: nothing to show.")
+        return
+    examples = check.table.groupby("example", sort=True)
+    st.caption(f"{examples.ngroups} example(s) of identical images; caption: split #index: label.")
+    for number, rows in examples:
+        st.markdown(f"Example {number + 1}: {rows['kind'].iloc[0]}")
+        parts = list(rows.groupby("split", sort=False))
+        # train and test copies side by side, each in a narrow column; one split needs none
+        places = st.columns([1] * len(parts) + [2]) if len(parts) > 1 else [st.container()]
+        for place, (split, part) in zip(places, parts, strict=False):
+            with place:
+                ui.pixel_grid(
+                    splits[split],
+                    part["index"].tolist(),
+                    [
+                        f"{split} #{i}: {n}"
+                        for i, n in zip(part["index"], part["label"], strict=True)
+                    ],
+                    size=70,
+                )
+
+
+def show_balanced(check: datalib.checks.Check) -> None:
+    """Class mix of one epoch without and with the sampler, and the weights behind it."""
+    table = check.table
+    mix = table.melt(
+        id_vars=["class"],
+        value_vars=["percent_without_sampler", "percent_with_sampler"],
+        var_name="loader",
+        value_name="percent",
+    )
+    mix["loader"] = mix["loader"].map(
+        {
+            "percent_without_sampler": f"shuffle={view.loader.shuffle}, no sampler",
+            "percent_with_sampler": "WeightedRandomSampler",
+        }
+    )
+    figure = px.bar(
+        mix,
+        x="class",
+        y="percent",
+        color="loader",
+        barmode="group",
+        color_discrete_sequence=ui.COLORS,
+        labels={"percent": "% of the epoch's samples"},
+        title=(
+            f"{view.title}: class mix of one epoch of batches, without and with a "
+            f"WeightedRandomSampler (seed {view.loader.seed}, n={int(table['count'].sum()):,})"
+        ),
+    )
+    figure.add_hline(
+        y=100 / len(table),
+        line_dash="dot",
+        annotation_text=f"uniform {100 / len(table):.1f}%",
+        annotation_position="top left",
+    )
+    ui.chart(
+        figure,
+        key="balanced",
+        name=ui.export_name(spec, [view.data.split], "sampled-class-mix"),
+        table=table,
+    )
+    st.dataframe(
+        table[["class", "count", "class_weight", "epoch_without_sampler", "epoch_with_sampler"]],
+        hide_index=True,
+        column_config={"class_weight": st.column_config.NumberColumn(format="%.4f")},
+    )
+    st.caption(
+        "class_weight = n / (C * count): pass it to `CrossEntropyLoss(weight=...)`, or give each "
+        "sample its class's weight in a `WeightedRandomSampler` (one or the other, not both)."
+    )
+
+
+EXTRAS = {"shuffled": show_shuffled, "split": show_split, "balanced": show_balanced}
+
+for check in result.checks:
+    with st.container(border=True):
+        title, verdict = st.columns([5, 1], vertical_alignment="center")
+        title.subheader(check.title, anchor=False)
+        with verdict:
+            badge(check.verdict)
+        st.markdown(check.summary)
+        if check.name in EXTRAS:
+            EXTRAS[check.name](check)
+        with st.expander("Evidence", expanded=check.verdict != "pass"):
+            st.dataframe(check.evidence_table(), hide_index=True, width="stretch")
+        if check.fix:
+            st.markdown("**Fix**")
+            st.code(check.fix, language="python")
+
+st.subheader("Reproduce in code", anchor=False)
+st.caption(
+    "This dataset, transform and DataLoader"
+    + (" with its sampler" if result.sampler else "")
+    + f", runnable as shown. It prints one epoch's class counts: "
+    f"{result['balanced'].facts['epoch_class_counts']}."
+)
+st.code(result.code, language="python")

@@ -1,0 +1,118 @@
+"""The Readiness checklist page through the real app (AppTest): renders on tiny and real data,
+and its inputs change what it shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app import charts, open_page, plotly_array, texts
+from tests.test_checks import TRAIN_COUNTS, write_imbalanced_mnist, write_sorted_mnist
+
+CHECK_TITLES = [
+    "Numerical tensors",
+    "Scaled values",
+    "Normalized per channel",
+    "Shuffled batches",
+    "Disjoint train and test",
+    "Balanced classes",
+]
+
+
+def verdicts(app: AppTest) -> dict[str, str]:
+    """Each check's verdict as its badge in the summary row says it."""
+    markdown = [m.value for m in app.markdown]
+    found = {}
+    for title in CHECK_TITLES:
+        badge = markdown[markdown.index(f"**{title}**") - 1]
+        found[title] = next(v for v in ("pass", "warn", "fail") if f" {v}]" in badge)
+    return found
+
+
+def code_box(app: AppTest) -> str:
+    return next(c.value for c in app.main.code if c.value.startswith("import torch\n"))
+
+
+def trace(app: AppTest, chart: int, name: str) -> np.ndarray:
+    figure = charts(app)[chart]
+    return plotly_array(next(t for t in figure["data"] if t["name"] == name)["y"])
+
+
+def test_renders_on_tiny_data(tiny_root, monkeypatch):
+    app = open_page("checklist", tiny_root, monkeypatch)
+    assert not app.error
+    assert app.title[0].value == "Readiness checklist"
+    assert [s.value for s in app.main.subheader] == [*CHECK_TITLES, "Reproduce in code"]
+    assert verdicts(app) == {
+        "Numerical tensors": "pass",
+        "Scaled values": "pass",
+        "Normalized per channel": "warn",
+        "Shuffled batches": "pass",
+        "Disjoint train and test": "warn",
+        "Balanced classes": "warn",
+    }
+    # the five identical test images, side by side
+    assert "Example 1: within test" in texts(app)
+    assert app.get("image")[0].proto.imgs[4].caption == "test #4: 4"
+    assert f"datasets.MNIST(\n    {str(tiny_root)!r}, train=True" in code_box(app)
+
+
+def test_renders_on_real_mnist(real_root, monkeypatch):
+    app = open_page("checklist", real_root, monkeypatch)
+    assert not app.error
+    assert app.sidebar.caption[0].value.startswith("MNIST train: 60,000 images")
+    assert verdicts(app)["Disjoint train and test"] == "pass"
+    shown = texts(app)
+    assert "0 images are in both train and test" in shown
+    assert "transforms.Normalize((0.1307,), (0.3081,))" in shown
+    assert f"one epoch's class counts: {TRAIN_COUNTS}" in shown
+    assert "6 pass" not in shown and "5 pass, 1 warn, 0 fail" in shown
+    labels = charts(app)[0]
+    assert "labels of the first 20 batches of batch_size 10" in labels["layout"]["title"]["text"]
+
+
+def test_sampler_and_shuffle_change_the_page(real_root, monkeypatch):
+    app = open_page("checklist", real_root, monkeypatch)
+    before = trace(app, 1, "WeightedRandomSampler")
+    assert "WeightedRandomSampler(" not in code_box(app)
+    app.segmented_control(key="sampler").set_value("weighted").run()
+    assert not app.exception
+    assert "sampler=WeightedRandomSampler(seed 0)" in texts(app)
+    assert "sampler=sampler" in code_box(app)
+    assert "The WeightedRandomSampler draws one epoch (60,000 samples, seed 0)" in texts(app)
+    app.number_input(key="seed").set_value(5).run()
+    after = trace(app, 1, "WeightedRandomSampler")
+    assert not np.array_equal(before, after)  # another seed, another draw
+    assert "manual_seed(5)" in code_box(app)
+    app.segmented_control(key="sampler").set_value("none").run()
+    app.toggle(key="shuffle").set_value(False).run()
+    assert verdicts(app)["Shuffled batches"] == "warn"
+    assert "every epoch repeats the same batches" in texts(app)
+
+
+def test_class_sorted_and_leaking_data_fail(tmp_path: Path, monkeypatch):
+    root = write_sorted_mnist(tmp_path / "sorted")
+    app = open_page("checklist", root, monkeypatch, batch_size="4", shuffle="false")
+    found = verdicts(app)
+    assert found["Shuffled batches"] == "fail" and found["Disjoint train and test"] == "fail"
+    assert "Leak: 2 test images are exact copies of train images" in texts(app)
+    captions = [img.caption for image in app.get("image") for img in image.proto.imgs]
+    assert captions == ["train #5: 1", "test #0: 0", "train #21: 5", "test #1: 1"]
+    labels = plotly_array(charts(app)[0]["data"][0]["z"])
+    assert labels.shape == (10, 4) and (labels == np.arange(10)[:, None]).all()
+    app.toggle(key="shuffle").set_value(True).run()
+    assert verdicts(app)["Shuffled batches"] != "fail"
+
+
+@pytest.mark.parametrize("sampler", ["none", "weighted"])
+def test_imbalanced_data_and_the_sampler(tmp_path: Path, monkeypatch, sampler):
+    root = write_imbalanced_mnist(tmp_path / "imbalanced")
+    app = open_page("checklist", root, monkeypatch, sampler=sampler, batch_size="32")
+    assert verdicts(app)["Balanced classes"] == ("pass" if sampler == "weighted" else "fail")
+    without = trace(app, 1, "shuffle=True, no sampler")
+    with_sampler = trace(app, 1, "WeightedRandomSampler")
+    assert without[0] == pytest.approx(100 * 2000 / 3800)
+    assert np.abs(with_sampler - 10).max() < 1.5
