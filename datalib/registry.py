@@ -52,6 +52,26 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         source="LeCun, Cortes and Burges, http://yann.lecun.com/exdb/mnist/",
     ),
+    "fashionmnist": DatasetSpec(
+        name="fashionmnist",
+        title="FashionMNIST",
+        torchvision_class="FashionMNIST",
+        description=(
+            "Zalando's article images in 10 classes of clothing, shoes and bags, 28x28 "
+            "greyscale: a drop-in replacement for MNIST that is harder to get right."
+        ),
+        source="Xiao, Rasul and Vollgraf, https://github.com/zalandoresearch/fashion-mnist",
+    ),
+    "kmnist": DatasetSpec(
+        name="kmnist",
+        title="KMNIST",
+        torchvision_class="KMNIST",
+        description=(
+            "Kuzushiji-MNIST: 10 hiragana characters in cursive Kuzushiji script, from "
+            "classical Japanese books, 28x28 greyscale."
+        ),
+        source="Clanuwat et al., https://github.com/rois-codh/kmnist",
+    ),
 }
 
 

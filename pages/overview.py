@@ -21,12 +21,16 @@ columns[-2].metric("Image shape (C x H x W)", f"{c} x {h} x {w}")
 columns[-1].metric("Classes", len(view.data.classes))
 
 st.subheader("One example of each class", anchor=False)
-examples = [
-    int(datalib.class_indices(view.data, label)[0]) for label in range(len(view.data.classes))
-]
+members = [datalib.class_indices(view.data, c) for c in range(len(view.data.classes))]
+shown = [c for c, m in enumerate(members) if len(m)]  # a class may have no image in a split
 ui.pixel_grid(
-    view.data, examples, [f"{view.data.classes[i]} (#{n})" for i, n in enumerate(examples)]
+    view.data,
+    [int(members[c][0]) for c in shown],
+    [f"{view.data.classes[c]} (#{members[c][0]})" for c in shown],
 )
+if len(shown) < len(members):
+    missing = [view.data.classes[c] for c in range(len(members)) if c not in shown]
+    st.warning(f"No image at all in {view.title} of: {', '.join(missing)}.")
 st.caption(
     f"The first image of each class in {view.title}. Stored on disk as uint8 0-255; "
     "the Batches page shows them as the model receives them after `transforms.ToTensor()`."

@@ -32,9 +32,12 @@ def tiny_train_images() -> np.ndarray:
     return np.stack([np.full((SIDE, SIDE), 20 * i, dtype=np.uint8) for i in range(12)])
 
 
-def write_tiny_mnist(root: Path) -> Path:
-    """Write the tiny dataset under `root/MNIST/raw` and return that folder."""
-    raw = root / "MNIST" / "raw"
+def write_tiny_mnist(root: Path, folder: str = "MNIST") -> Path:
+    """Write the tiny dataset under `root/<folder>/raw` and return that folder.
+
+    FashionMNIST and KMNIST ship the same four IDX files in their own folders.
+    """
+    raw = root / folder / "raw"
     raw.mkdir(parents=True)
     test_images = np.full((len(TEST_LABELS), SIDE, SIDE), 255, dtype=np.uint8)
     test_images[:, :, :14] = 0  # left half black, so test mean is 0.5

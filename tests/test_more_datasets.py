@@ -1,0 +1,78 @@
+"""FashionMNIST and KMNIST: one registry entry each, the same IDX files in their own folders."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import datalib
+from tests.conftest import TRAIN_LABELS, write_tiny_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILY = {
+    "fashionmnist": ("FashionMNIST", "Ankle boot"),
+    "kmnist": ("KMNIST", "wo"),
+}
+
+
+@pytest.fixture
+def family_root(tmp_path) -> Path:
+    for folder, _ in FAMILY.values():
+        write_tiny_mnist(tmp_path, folder)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_loads_with_its_own_classes(family_root, name):
+    folder, last_class = FAMILY[name]
+    data = datalib.load(name, "train", family_root)
+    assert data.spec.folder == folder
+    assert data.classes[-1] == last_class
+    assert data.labels.tolist() == TRAIN_LABELS
+    assert datalib.split_class_counts(data).tolist() == [3, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_cli_info(family_root, name):
+    result = subprocess.run(
+        [sys.executable, "-m", "datalib", "info", name, "--root", str(family_root), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    info = json.loads(result.stdout)
+    assert info["classes"][-1] == FAMILY[name][1]
+    assert info["splits"]["test"]["class_counts"] == [0, 2, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+@pytest.mark.parametrize("page", ["overview", "batches", "images", "histograms", "balance"])
+def test_every_page_shows_it(family_root, monkeypatch, name, page):
+    monkeypatch.setenv("DATALIB_ROOT", str(family_root))
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    app.query_params["dataset"] = FAMILY[name][0]
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception and not app.error
+    assert app.sidebar.caption[0].value.startswith(f"{FAMILY[name][0]} train: 12 images")
+
+
+def test_missing_files_name_the_dataset_folder(tmp_path):
+    with pytest.raises(datalib.DatasetMissing, match="FashionMNIST/raw"):
+        datalib.load("fashionmnist", "train", tmp_path, download_missing=False)
+
+
+def test_overview_names_classes_a_split_lacks(family_root, monkeypatch):
+    monkeypatch.setenv("DATALIB_ROOT", str(family_root))
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    app.query_params["split"] = "test"
+    app.query_params["dataset"] = "FashionMNIST"
+    app.switch_page("pages/overview.py").run()
+    assert not app.exception
+    assert app.warning[0].value == (
+        "No image at all in FashionMNIST test of: T-shirt/top, Sandal, Shirt, Sneaker, Bag, "
+        "Ankle boot."
+    )
