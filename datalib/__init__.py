@@ -15,6 +15,7 @@ from datalib.registry import DATASETS, SPLITS, DatasetSpec, dataset_spec
 from datalib.stats import (
     PixelStats,
     balance_verdict,
+    channel_pixel_stats,
     class_counts,
     class_indices,
     class_table,
@@ -24,6 +25,7 @@ from datalib.stats import (
     scaling_verdict,
     split_class_counts,
     split_pixel_stats,
+    subset_channel_stats,
     subset_pixel_stats,
 )
 
@@ -45,6 +47,7 @@ __all__ = [
     "UnknownDataset",
     "balance_verdict",
     "batch",
+    "channel_pixel_stats",
     "class_counts",
     "class_indices",
     "class_table",
@@ -61,6 +64,7 @@ __all__ = [
     "scaling_verdict",
     "split_class_counts",
     "split_pixel_stats",
+    "subset_channel_stats",
     "subset_pixel_stats",
     "to_tensor",
 ]

@@ -24,9 +24,9 @@ from datalib.stats import (
     PixelStats,
     balance_verdict,
     imbalance_ratio,
-    pixel_stats,
     split_class_counts,
     split_pixel_stats,
+    subset_channel_stats,
 )
 
 __all__ = [
@@ -188,7 +188,7 @@ def channel_stats(data: SplitData) -> tuple[PixelStats, ...]:
     """Pixel statistics after ToTensor of each channel of a whole split (one bincount each)."""
     if data.image_shape[0] == 1:
         return (split_pixel_stats(data),)
-    return tuple(pixel_stats(data.images[:, c]) for c in range(data.image_shape[0]))
+    return subset_channel_stats(data)
 
 
 def normalize_line(stats: Sequence[PixelStats]) -> str:

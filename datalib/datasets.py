@@ -88,8 +88,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def raw_folder(name: str, root: str | os.PathLike | None = None) -> Path:
-    """Where torchvision looks for the dataset's raw files: `<root>/<Folder>/raw`."""
-    return data_root(root) / dataset_spec(name).folder / "raw"
+    """Where torchvision looks for the dataset's files (`<root>/MNIST/raw`)."""
+    return data_root(root) / dataset_spec(name).folder
 
 
 def missing_files(name: str, root: str | os.PathLike | None = None) -> list[str]:
@@ -182,9 +182,10 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
                     f"Downloading {spec.title} failed: {reason}. "
                     + _missing_message(spec, folder, missing_files(name, root_path))
                 ) from None
-            fetched = Path(tmp) / spec.folder / "raw"
-            for file in spec.raw_files():
-                idx_shape(fetched / file, _ndim(file))
+            fetched = Path(tmp) / spec.folder
+            if spec.file_format == "idx":  # torchvision checked pickles' md5s itself
+                for file in spec.raw_files():
+                    idx_shape(fetched / file, _ndim(file))
             for file in spec.raw_files():
                 os.replace(fetched / file, folder / file)
     return folder
@@ -229,6 +230,31 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
             raise DatasetMissing(_missing_message(spec, folder, missing))
         download(spec.name, root)
     _check_root(root, create=False)
+    if spec.file_format == "idx":
+        _check_idx_split(spec, split, folder)
+    try:
+        dataset = spec.dataset_class()(str(root), train=split == "train", download=False)
+    except RuntimeError as e:  # CIFAR: a file whose md5 does not match ("... corrupted")
+        raise CorruptFile(
+            f"{spec.title}'s files in {folder} fail torchvision's checksum check ({e}). "
+            f"Delete them and download them again (python -m datalib download {spec.name})."
+        ) from None
+    images = torch.as_tensor(dataset.data)
+    if images.ndim == 3:  # grey: add the channel axis the model sees (a view, no copy)
+        images = images.unsqueeze(1)
+    else:  # colour arrives as N x H x W x C, as PIL would show it: lay it out as the model sees
+        images = images.permute(0, 3, 1, 2).contiguous()
+    return SplitData(
+        spec=spec,
+        split=split,
+        images=images,
+        labels=torch.as_tensor(dataset.targets, dtype=torch.int64),
+        classes=tuple(dataset.classes),
+    )
+
+
+def _check_idx_split(spec: DatasetSpec, split: str, folder: Path) -> None:
+    """Check a split's two IDX files agree with their sizes and with each other."""
     images_file, labels_file = _split_files(spec, split)
     n_images = idx_shape(folder / images_file, 3)[0]
     n_labels = idx_shape(folder / labels_file, 1)[0]
@@ -237,17 +263,6 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
             f"{images_file} holds {n_images} images but {labels_file} holds {n_labels} labels. "
             f"Delete both from {folder} and download them again."
         )
-    dataset = spec.dataset_class()(str(root), train=split == "train", download=False)
-    images = dataset.data
-    if images.ndim == 3:  # grey: add the channel axis the model sees (a view, no copy)
-        images = images.unsqueeze(1)
-    return SplitData(
-        spec=spec,
-        split=split,
-        images=images,
-        labels=torch.as_tensor(dataset.targets, dtype=torch.int64),
-        classes=tuple(dataset.classes),
-    )
 
 
 def _split_files(spec: DatasetSpec, split: str) -> tuple[str, str]:

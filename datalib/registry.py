@@ -14,18 +14,25 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How one torchvision dataset family is found on disk and described to a user."""
+    """How one torchvision dataset family is found on disk and described to a user.
+
+    `file_format` says how its files are checked before torchvision reads them: "idx" (the
+    MNIST family: headers checked by datalib.idx) or "pickle" (CIFAR: torchvision's md5s).
+    """
 
     name: str
     title: str
     torchvision_class: str
     description: str
     source: str
+    file_format: str = "idx"
 
     @property
     def folder(self) -> str:
-        """Folder under the data root, as torchvision lays it out (`<root>/MNIST/raw`)."""
-        return self.torchvision_class
+        """The dataset's folder under the data root, where torchvision looks for its files."""
+        if self.file_format == "pickle":
+            return self.dataset_class().base_folder  # cifar-10-batches-py
+        return f"{self.torchvision_class}/raw"
 
     def dataset_class(self) -> type:
         """The torchvision dataset class (imported lazily: torchvision is slow to import)."""
@@ -34,11 +41,12 @@ class DatasetSpec:
         return getattr(torchvision.datasets, self.torchvision_class)
 
     def raw_files(self) -> list[str]:
-        """Uncompressed file names torchvision reads from `<root>/<folder>/raw`."""
+        """The file names torchvision reads from the dataset's folder."""
+        cls = self.dataset_class()
+        if self.file_format == "pickle":
+            return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
         # FashionMNIST lists whole URLs here, MNIST bare names: keep the file name only.
-        return [
-            os.path.basename(url).removesuffix(".gz") for url, _ in self.dataset_class().resources
-        ]
+        return [os.path.basename(url).removesuffix(".gz") for url, _ in cls.resources]
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -71,6 +79,17 @@ DATASETS: dict[str, DatasetSpec] = {
             "classical Japanese books, 28x28 greyscale."
         ),
         source="Clanuwat et al., https://github.com/rois-codh/kmnist",
+    ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        title="CIFAR-10",
+        torchvision_class="CIFAR10",
+        description=(
+            "Small colour photographs, 32x32 RGB, of 10 classes: airplanes, cars, birds, "
+            "cats, deer, dogs, frogs, horses, ships and trucks."
+        ),
+        source="Krizhevsky, https://www.cs.toronto.edu/~kriz/cifar.html",
+        file_format="pickle",
     ),
 }
 

@@ -15,6 +15,7 @@ from datalib.errors import InvalidRequest
 __all__ = [
     "PixelStats",
     "balance_verdict",
+    "channel_pixel_stats",
     "class_counts",
     "class_indices",
     "class_table",
@@ -24,6 +25,7 @@ __all__ = [
     "scaling_verdict",
     "split_class_counts",
     "split_pixel_stats",
+    "subset_channel_stats",
     "subset_pixel_stats",
 ]
 
@@ -79,6 +81,25 @@ def pixel_stats(images: torch.Tensor) -> PixelStats:
         mean=mean,
         std=std,
     )
+
+
+def channel_pixel_stats(images: torch.Tensor) -> tuple[PixelStats, ...]:
+    """Pixel statistics of each channel of N x C x H x W uint8 images (one bincount each)."""
+    return tuple(pixel_stats(images[:, c]) for c in range(images.shape[1]))
+
+
+def subset_channel_stats(
+    data: SplitData, indices: list[int] | np.ndarray | torch.Tensor | None = None
+) -> tuple[PixelStats, ...]:
+    """Per-channel pixel statistics of some images of a split (all of them when None)."""
+    if indices is None:
+        return _split_channel_stats(data)
+    return channel_pixel_stats(data.images[data.index(indices)])
+
+
+@functools.lru_cache(maxsize=64)
+def _split_channel_stats(data: SplitData) -> tuple[PixelStats, ...]:
+    return channel_pixel_stats(data.images)
 
 
 def subset_pixel_stats(data: SplitData, indices: list[int] | np.ndarray) -> PixelStats:

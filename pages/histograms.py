@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 import datalib
+import datalib.checks
 import ui
 
 SCOPES = ["Whole split", "One class", "Current batch", "One image"]
@@ -29,10 +30,12 @@ with ui.user_errors():
     if scope == "One class":
         label = ui.class_picker(data, allow_all=False)
         stats = datalib.split_pixel_stats(data, label)
+        selection = datalib.class_indices(data, label)
         what = f"class {data.classes[label]}"
     elif scope == "Current batch":
         k = ui.batch_picker(view)
-        stats = datalib.subset_pixel_stats(data, datalib.batch(data, view.loader, k).indices)
+        selection = datalib.batch(data, view.loader, k).indices
+        stats = datalib.subset_pixel_stats(data, selection)
         what = f"batch {k} (batch_size={view.loader.batch_size})"
     elif scope == "One image":
         index = st.number_input(
@@ -43,11 +46,15 @@ with ui.user_errors():
             key="image",
             bind=ui.URL,
         )
-        stats = datalib.subset_pixel_stats(data, [index])
+        selection = [index]
+        stats = datalib.subset_pixel_stats(data, selection)
         what = f"image #{index}"
     else:
+        selection = None
         stats = datalib.split_pixel_stats(data)
         what = "all images"
+    # Colour images: one histogram per channel, and mean/std per channel for Normalize.
+    channels = datalib.subset_channel_stats(data, selection) if data.image_shape[0] > 1 else ()
 
 st.info(datalib.scaling_verdict(stats), icon=":material/straighten:")
 raw = scale == RAW
@@ -58,24 +65,44 @@ for column, name in zip(columns[1:], ("min", "max", "mean", "std"), strict=True)
     column.metric(name, f"{getattr(stats, name) * 255 / factor:.4f}".rstrip("0").rstrip("."))
 
 values = np.arange(256) / factor
+traces = {"R": channels[0], "G": channels[1], "B": channels[2]} if channels else {"all": stats}
+histogram = pd.DataFrame(
+    [
+        {"channel": name, "raw": v, "scaled": v / 255, "value": values[v], "pixels": int(n)}
+        for name, part in traces.items()
+        for v, n in enumerate(part.counts)
+    ]
+)
 figure = px.bar(
-    color_discrete_sequence=ui.COLORS,
-    x=values,
-    y=stats.counts,
+    histogram,
+    x="value",
+    y="pixels",
+    color="channel",
+    barmode="overlay",
+    opacity=0.6 if channels else 1.0,
+    color_discrete_sequence=["#ff2b2b", "#29b09d", "#0068c9"] if channels else ui.COLORS,
     log_y=log_y,
-    labels={"x": f"pixel value, {scale}", "y": "pixels"},
+    labels={"value": f"pixel value, {scale}", "pixels": "pixels"},
     title=f"{view.title}, {what}: pixel values, {scale} (n={stats.total:,} pixels)",
 )
 figure.update_traces(
     hovertemplate="value %{x}<br>%{y:,} pixels<extra></extra>", marker_line_width=0
 )
-figure.update_layout(bargap=0)
+figure.update_layout(bargap=0, showlegend=bool(channels))
 ui.chart(
     figure,
     key="histogram",
     name=ui.export_name(data.spec, [data.split], "pixel-histogram"),
-    table=pd.DataFrame({"raw": range(256), "scaled": np.arange(256) / 255, "pixels": stats.counts}),
+    table=histogram.drop(columns="value"),
 )
+if channels:
+    st.caption(
+        "Per channel after ToTensor: "
+        + "; ".join(
+            f"{name} mean {c.mean:.4f}, std {c.std:.4f}"
+            for name, c in zip("RGB", channels, strict=True)
+        )
+    )
 
 if scope == "Whole split":
     st.markdown(
@@ -83,4 +110,4 @@ if scope == "Whole split":
         if data.split == "train"
         else "These are the test split's statistics; normalise with the **train** split's:"
     )
-    st.code(f"transforms.Normalize(({stats.mean:.4f},), ({stats.std:.4f},))", language="python")
+    st.code(datalib.checks.normalize_line(channels or (stats,)), language="python")

@@ -53,8 +53,8 @@ with single:
     st.markdown(
         f"**#{index:,}** in {view.title}, label **{data.classes[data.labels_of([index])[0]]}**"
     )
-    figure = go.Figure(
-        go.Heatmap(
+    if pixels.ndim == 2:  # grey: a heatmap whose hover shows both scales
+        trace = go.Heatmap(
             z=pixels,
             customdata=np.round(pixels / 255, 4),
             colorscale="gray",
@@ -65,7 +65,19 @@ with single:
             ),
             colorbar={"title": "raw"},
         )
-    )
+        table = pd.DataFrame(pixels).rename_axis("row").reset_index()
+    else:  # colour: the image itself, hover shows the channels
+        trace = go.Image(
+            z=pixels,
+            hovertemplate="row %{y}, col %{x}<br>raw RGB %{z}<br>after ToTensor: / 255"
+            "<extra></extra>",
+        )
+        rows, cols = np.indices(pixels.shape[:2])
+        table = pd.DataFrame(
+            {"row": rows.ravel(), "col": cols.ravel()}
+            | {name: pixels[..., c].ravel() for c, name in enumerate("RGB")}
+        )
+    figure = go.Figure(trace)
     figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     figure.update_xaxes(constrain="domain")
     figure.update_layout(
@@ -77,6 +89,6 @@ with single:
         figure,
         key="pixels",
         name=ui.export_name(data.spec, [data.split], f"image-{index}-pixels"),
-        table=pd.DataFrame(pixels).rename_axis("row").reset_index(),
+        table=table,
     )
     st.caption("Hover a pixel for its raw value (0-255) and what ToTensor makes of it (0-1).")

@@ -76,3 +76,56 @@ def real_root() -> Path:
             pytest.fail(f"{message}: CI must run the real-data tests")
         pytest.skip(message)
     return REAL_ROOT
+
+
+CIFAR_TRAIN_LABELS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9]
+CIFAR_TEST_LABELS = [3, 3, 5]
+
+
+def write_tiny_cifar(root: Path, monkeypatch) -> Path:
+    """Write CIFAR-10's pickled batches (5 train batches, a test batch, the meta file) under
+    `root/cifar-10-batches-py`, and tell torchvision their md5s, as its own tests do.
+
+    Train image i is red 10*i, green 100, blue 255 - 10*i in every pixel.
+    """
+    import hashlib
+    import pickle
+
+    import torchvision
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    cls = torchvision.datasets.CIFAR10
+
+    def image(i: int) -> np.ndarray:  # CIFAR rows: 1024 red, 1024 green, 1024 blue
+        return np.concatenate([np.full(1024, v, np.uint8) for v in (10 * i, 100, 255 - 10 * i)])
+
+    def write(name: str, entry: dict) -> str:
+        data = pickle.dumps(entry)
+        (folder / name).write_bytes(data)
+        return hashlib.md5(data).hexdigest()
+
+    train_list = []
+    for batch in range(5):  # the 12 images spread over the 5 files, as torchvision reads them
+        indices = [i for i in range(12) if i % 5 == batch]
+        entry = {
+            "data": np.stack([image(i) for i in indices]),
+            "labels": [CIFAR_TRAIN_LABELS[i] for i in indices],
+        }
+        train_list.append([f"data_batch_{batch + 1}", write(f"data_batch_{batch + 1}", entry)])
+    test = {"data": np.stack([image(20 + i) for i in range(3)]), "labels": CIFAR_TEST_LABELS}
+    test_list = [["test_batch", write("test_batch", test)]]
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    meta = {"filename": "batches.meta", "key": "label_names"}
+    meta["md5"] = write("batches.meta", {"label_names": names})
+    monkeypatch.setattr(cls, "train_list", train_list)
+    monkeypatch.setattr(cls, "test_list", test_list)
+    monkeypatch.setattr(cls, "meta", meta)
+    return folder
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path, monkeypatch) -> Path:
+    """A data root holding tiny CIFAR-10 files that torchvision accepts."""
+    write_tiny_cifar(tmp_path / "root", monkeypatch)
+    return tmp_path / "root"

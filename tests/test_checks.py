@@ -404,7 +404,10 @@ def test_cli_check_sampler_seed_and_plain_text(imbalanced_root):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope"], "error: Unknown dataset 'nope'. Choose one of: mnist."),
+        (
+            ["nope"],
+            "error: Unknown dataset 'nope'. Choose one of: cifar10, fashionmnist, kmnist, mnist.",
+        ),
         (["mnist", "--sampler", "x"], "error: Unknown sampler 'x'. Choose one of: none, weighted."),
         (["mnist", "--batch-size", "0"], "error: Batch size 0 is out of range: choose 1 to 1024."),
     ],

@@ -61,7 +61,9 @@ def test_data_root_comes_from_the_environment(tiny_root, monkeypatch):
 
 
 def test_unknown_dataset_and_split_name_the_choices(tiny_root):
-    with pytest.raises(datalib.UnknownDataset, match="Choose one of: mnist"):
+    with pytest.raises(
+        datalib.UnknownDataset, match="Choose one of: cifar10, fashionmnist, kmnist, mnist."
+    ):
         datalib.load("cifar99", "train", tiny_root)
     with pytest.raises(datalib.UnknownDataset, match="train, test"):
         datalib.load("mnist", "validation", tiny_root)

@@ -29,7 +29,7 @@ def family_root(tmp_path) -> Path:
 def test_loads_with_its_own_classes(family_root, name):
     folder, last_class = FAMILY[name]
     data = datalib.load(name, "train", family_root)
-    assert data.spec.folder == folder
+    assert data.spec.folder == f"{folder}/raw"
     assert data.classes[-1] == last_class
     assert data.labels.tolist() == TRAIN_LABELS
     assert datalib.split_class_counts(data).tolist() == [3, 1, 1, 1, 1, 1, 1, 1, 1, 1]
