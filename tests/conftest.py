@@ -115,7 +115,18 @@ def write_tiny_cifar(root: Path, monkeypatch) -> Path:
         train_list.append([f"data_batch_{batch + 1}", write(f"data_batch_{batch + 1}", entry)])
     test = {"data": np.stack([image(20 + i) for i in range(3)]), "labels": CIFAR_TEST_LABELS}
     test_list = [["test_batch", write("test_batch", test)]]
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     meta = {"filename": "batches.meta", "key": "label_names"}
     meta["md5"] = write("batches.meta", {"label_names": names})
     monkeypatch.setattr(cls, "train_list", train_list)
