@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
@@ -73,9 +74,26 @@ def user_errors() -> Iterator[None]:
 
 
 def load(name: str, split: str) -> datalib.SplitData:
-    """A dataset split, loaded once per process (datalib caches it) behind a spinner."""
+    """A dataset split, loaded once per process (datalib caches it) behind a spinner; a
+    folder's images show a progress bar while they are decoded."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or st.progress(0.0)
+        bar.progress(done / max(total, 1), text=f"Decoding {name} {split}: {done:,} of {total:,}")
+
     with user_errors(), st.spinner(f"Loading {name} {split}..."):
-        return datalib.load(name, split)
+        data = datalib.load(name, split, progress=progress)
+    if bar is not None:
+        bar.empty()
+    return data
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def image_folders(root: str) -> list[str]:
+    """The `folder:<path>` datasets under the data root (looked for at most every 30 s)."""
+    return [datalib.FOLDER_PREFIX + path for path in datalib.find_folders(Path(root))]
 
 
 def sidebar() -> View:
@@ -87,13 +105,24 @@ def sidebar() -> View:
     with st.sidebar:
         name = st.selectbox(
             "Dataset",
-            list(datalib.DATASETS),
-            format_func=lambda n: datalib.DATASETS[n].title,
+            list(datalib.DATASETS) + image_folders(str(datalib.data_root())),
+            format_func=lambda n: datalib.dataset_spec(n).title,
             key="dataset",
             bind=URL,
+            help="torchvision's datasets, and the image folders found under the data root "
+            f"({datalib.data_root()}): one folder per class, split folders optional.",
         )
+        with user_errors():
+            splits = datalib.splits_of(name)
+        if st.session_state.get("split") not in (None, *splits):  # the dataset changed
+            st.session_state["split"] = splits[0]
         split = st.segmented_control(
-            "Split", datalib.SPLITS, default="train", required=True, key="split", bind=URL
+            "Split",
+            splits,
+            default="train" if "train" in splits else splits[0],
+            required=True,
+            key="split",
+            bind=URL,
         )
         st.subheader("DataLoader", divider="gray")
         batch_size = st.number_input(
@@ -284,8 +313,8 @@ def report_link_fallbacks() -> None:
 
 def _url_form(key: str, value: object) -> str:
     """How a bound widget writes `value` into the URL."""
-    if key == "dataset" and value in datalib.DATASETS:
-        return datalib.DATASETS[value].title
+    if key == "dataset" and isinstance(value, str):
+        return datalib.dataset_spec(value).title
     if isinstance(value, bool):
         return str(value).lower()
     return "" if value is None else str(value)

@@ -1,7 +1,15 @@
 """Batchscope's data library: datasets, DataLoader batches and statistics. No Streamlit here."""
 
 from datalib.batches import MAX_BATCH_SIZE, Batch, LoaderSettings, batch, sample_order, to_tensor
-from datalib.datasets import SplitData, data_root, download, load, missing_files, raw_folder
+from datalib.datasets import (
+    SplitData,
+    data_root,
+    download,
+    load,
+    missing_files,
+    raw_folder,
+    splits_of,
+)
 from datalib.errors import (
     CorruptFile,
     DatalibError,
@@ -11,7 +19,8 @@ from datalib.errors import (
     InvalidRequest,
     UnknownDataset,
 )
-from datalib.registry import DATASETS, SPLITS, DatasetSpec, dataset_spec
+from datalib.folders import find_folders
+from datalib.registry import DATASETS, FOLDER_PREFIX, SPLITS, DatasetSpec, dataset_spec
 from datalib.stats import (
     PixelStats,
     balance_verdict,
@@ -31,6 +40,7 @@ from datalib.stats import (
 
 __all__ = [
     "DATASETS",
+    "FOLDER_PREFIX",
     "MAX_BATCH_SIZE",
     "SPLITS",
     "Batch",
@@ -54,6 +64,7 @@ __all__ = [
     "data_root",
     "dataset_spec",
     "download",
+    "find_folders",
     "imbalance_ratio",
     "load",
     "missing_files",
@@ -64,6 +75,7 @@ __all__ = [
     "scaling_verdict",
     "split_class_counts",
     "split_pixel_stats",
+    "splits_of",
     "subset_channel_stats",
     "subset_pixel_stats",
     "to_tensor",

@@ -8,9 +8,9 @@ import sys
 
 from datalib.batches import LoaderSettings
 from datalib.checks import Checklist, checklist
-from datalib.datasets import data_root, download, load
+from datalib.datasets import data_root, download, load, splits_of
 from datalib.errors import DatalibError
-from datalib.registry import DATASETS, SPLITS, dataset_spec
+from datalib.registry import DATASETS, dataset_spec
 from datalib.stats import split_class_counts, split_pixel_stats
 
 
@@ -19,7 +19,7 @@ def info(name: str, root: str | None) -> dict:
     spec = dataset_spec(name)
     result: dict = {"name": spec.name, "title": spec.title, "root": str(data_root(root))}
     splits = {}
-    for split in SPLITS:
+    for split in splits_of(spec.name, root):
         data = load(spec.name, split, root, download_missing=False)
         result["classes"] = list(data.classes)
         splits[split] = {
@@ -28,6 +28,10 @@ def info(name: str, root: str | None) -> dict:
             "class_counts": split_class_counts(data).tolist(),
             "pixel": split_pixel_stats(data).as_dict(),
         }
+        if data.details:  # a folder: its classes, what was skipped, and how it was conformed
+            splits[split]["classes"] = list(data.classes)
+            for key in ("skipped", "sizes", "modes", "conformed"):
+                splits[split][key] = data.details[key]
     result["splits"] = splits
     return result
 
@@ -43,6 +47,10 @@ def _print_info(result: dict) -> None:
             f"mean {pixel['mean']:.4f}, std {pixel['std']:.4f}"
         )
         print(f"  class counts: {facts['class_counts']}")
+        if "conformed" in facts:
+            print(f"  {facts['conformed']}")
+            for skipped in facts["skipped"]:
+                print(f"  skipped {skipped['path']}: {skipped['reason']}")
 
 
 def _print_checklist(result: Checklist) -> None:
@@ -68,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         ("check", "the data-readiness checklist for a split and DataLoader: pass/warn/fail"),
     ):
         sub = commands.add_parser(command, help=help_text)
-        sub.add_argument("name", help=f"dataset name: {', '.join(DATASETS)}")
+        sub.add_argument(
+            "name", help=f"dataset name: {', '.join(DATASETS)}, or folder:<path under the root>"
+        )
         sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
         if command in ("info", "check"):
             sub.add_argument("--json", action="store_true", help="print one JSON object")

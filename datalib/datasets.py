@@ -8,6 +8,7 @@ import io
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from datalib.errors import (
     DownloadFailed,
     InvalidRequest,
 )
+from datalib.folders import FolderSplit, folder_splits, load_folder
 from datalib.idx import idx_shape
-from datalib.registry import DatasetSpec, check_split, dataset_spec
+from datalib.registry import SPLITS, DatasetSpec, check_split, dataset_spec
 
 __all__ = [
     "SplitData",
@@ -31,6 +33,7 @@ __all__ = [
     "load",
     "missing_files",
     "raw_folder",
+    "splits_of",
 ]
 
 DEFAULT_ROOT = "./data"
@@ -49,6 +52,7 @@ class SplitData:
     images: torch.Tensor
     labels: torch.Tensor
     classes: tuple[str, ...]
+    details: dict | None = None  # a folder's skipped files, sizes, modes, what was conformed
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -151,6 +155,10 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
     A file lock makes concurrent callers download once.
     """
     spec = dataset_spec(name)
+    if spec.file_format == "folder":
+        raise InvalidRequest(
+            f"{name} is a folder of your own images: there is nothing to download."
+        )
     root_path = data_root(root)
     folder = raw_folder(name, root_path)
     if not missing_files(name, root_path):
@@ -199,26 +207,55 @@ _cache: dict[tuple[str, str, Path], SplitData] = {}
 _cache_lock = threading.Lock()
 
 
+def splits_of(name: str, root: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The splits a dataset has: train and test, or those of an image folder ("all" if none)."""
+    spec = dataset_spec(name)
+    if spec.file_format == "folder":
+        _check_root(data_root(root), create=False)
+        return tuple(folder_splits(data_root(root), spec.folder))
+    return SPLITS
+
+
 def load(
     name: str,
     split: str = "train",
     root: str | os.PathLike | None = None,
     *,
     download_missing: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SplitData:
     """One split of a dataset, loaded once per process and shared by every caller.
 
     Missing files are downloaded when `download_missing` is set; a failure raises an error
-    of datalib's own that names the files and the folder to put them in.
+    of datalib's own that names the files and the folder to put them in. `progress(done,
+    total)` hears how a folder's decoding goes.
     """
     spec = dataset_spec(name)
-    check_split(split)
+    if spec.file_format != "folder":
+        check_split(split)
     root_path = data_root(root)
     key = (spec.name, split, root_path)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = _load_uncached(spec, split, root_path, download_missing)
+            if spec.file_format == "folder":
+                _check_root(root_path, create=False)
+                _cache[key] = _from_folder(
+                    spec, load_folder(root_path, spec.folder, split, progress)
+                )
+            else:
+                _cache[key] = _load_uncached(spec, split, root_path, download_missing)
         return _cache[key]
+
+
+def _from_folder(spec: DatasetSpec, folder: FolderSplit) -> SplitData:
+    return SplitData(
+        spec=spec,
+        split=folder.split,
+        images=folder.images,
+        labels=folder.labels,
+        classes=folder.classes,
+        details=folder.info(),
+    )
 
 
 def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: bool) -> SplitData:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from datalib.errors import UnknownDataset
 
-__all__ = ["DATASETS", "SPLITS", "DatasetSpec", "check_split", "dataset_spec"]
+__all__ = ["DATASETS", "FOLDER_PREFIX", "SPLITS", "DatasetSpec", "check_split", "dataset_spec"]
+
+FOLDER_PREFIX = "folder:"  # `folder:<path under the data root>`: a user's own image folder
 
 SPLITS = ("train", "test")
 
@@ -17,7 +19,8 @@ class DatasetSpec:
     """How one torchvision dataset family is found on disk and described to a user.
 
     `file_format` says how its files are checked before torchvision reads them: "idx" (the
-    MNIST family: headers checked by datalib.idx) or "pickle" (CIFAR: torchvision's md5s).
+    MNIST family: headers checked by datalib.idx) or "pickle" (CIFAR: torchvision's md5s);
+    "folder" is a user's image folder, read by datalib.folders.
     """
 
     name: str
@@ -32,6 +35,8 @@ class DatasetSpec:
         """The dataset's folder under the data root, where torchvision looks for its files."""
         if self.file_format == "pickle":
             return self.dataset_class().base_folder  # cifar-10-batches-py
+        if self.file_format == "folder":
+            return self.name.removeprefix(FOLDER_PREFIX)
         return f"{self.torchvision_class}/raw"
 
     def dataset_class(self) -> type:
@@ -95,11 +100,27 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry for `name` (case-insensitive), or `UnknownDataset`."""
+    """The registry entry for `name` (case-insensitive), a `folder:<path>` spec, or
+    `UnknownDataset`."""
+    if str(name).startswith(FOLDER_PREFIX) and name.removeprefix(FOLDER_PREFIX).strip():
+        return DatasetSpec(
+            name=name,
+            title=name,
+            torchvision_class="ImageFolder",
+            description=(
+                "Your own images, one folder per class (split folders optional), read with "
+                "torchvision's ImageFolder conventions and brought to one shape."
+            ),
+            source=f"{name.removeprefix(FOLDER_PREFIX)} under the data root",
+            file_format="folder",
+        )
     spec = DATASETS.get(str(name).strip().lower())
     if spec is None:
         known = ", ".join(sorted(DATASETS))
-        raise UnknownDataset(f"Unknown dataset {name!r}. Choose one of: {known}.")
+        raise UnknownDataset(
+            f"Unknown dataset {name!r}. Choose one of: {known}, or folder:<path> for a folder "
+            "of images under the data root."
+        )
     return spec
 
 

@@ -13,7 +13,7 @@ spec = view.data.spec
 st.title("Class balance", anchor=False)
 
 with ui.user_errors():
-    splits = [ui.load(spec.name, split) for split in datalib.SPLITS]
+    splits = [ui.load(spec.name, split) for split in datalib.splits_of(spec.name)]
 table = datalib.class_table(splits)
 
 mode_column, measure_column, order_column = st.columns(3)

@@ -30,7 +30,17 @@ sampler = st.segmented_control(
     "one epoch with replacement from a torch.Generator seeded with the sidebar's seed.",
 )
 with ui.user_errors():
-    splits = {split: ui.load(spec.name, split) for split in datalib.SPLITS}
+    names = datalib.splits_of(spec.name)
+if not {"train", "test"} <= set(names):
+    st.info(
+        f"The checklist compares a train and a test split; {spec.title} has "
+        f"{', '.join(names)}. Lay the folder out as `<folder>/train/<class>/...` and "
+        "`<folder>/test/<class>/...` to check it.",
+        icon=":material/call_split:",
+    )
+    st.stop()
+with ui.user_errors():
+    splits = {split: ui.load(spec.name, split) for split in names}
     with st.spinner("Running the checks..."):
         result = datalib.checks.checklist(spec.name, view.data.split, view.loader, sampler)
 

@@ -1,5 +1,6 @@
 """Landing page: what the dataset is, its sizes, classes and image shape."""
 
+import pandas as pd
 import streamlit as st
 
 import datalib
@@ -12,7 +13,7 @@ st.write(spec.description)
 st.caption(f"Source: {spec.source}")
 
 with ui.user_errors():
-    splits = [ui.load(spec.name, split) for split in datalib.SPLITS]
+    splits = [ui.load(spec.name, split) for split in datalib.splits_of(spec.name)]
 columns = st.columns(len(splits) + 2)
 for column, data in zip(columns, splits, strict=False):
     column.metric(f"{data.split} images", f"{len(data):,}")
@@ -35,6 +36,25 @@ st.caption(
     f"The first image of each class in {view.title}. Stored on disk as uint8 0-255; "
     "the Batches page shows them as the model receives them after `transforms.ToTensor()`."
 )
+
+if view.data.details:  # an image folder: what was read, skipped and changed
+    details = view.data.details
+    st.subheader("What was read from the folder", anchor=False)
+    st.info(details["conformed"], icon=":material/photo_size_select_large:")
+    sizes, modes = st.columns(2)
+    sizes.markdown("**Image sizes on disk** (width x height: images)")
+    sizes.dataframe(
+        pd.DataFrame(details["sizes"]), hide_index=True, column_order=["width", "height", "count"]
+    )
+    modes.markdown("**Image modes on disk** (L is grey)")
+    modes.dataframe(
+        pd.DataFrame({"mode": list(details["modes"]), "images": list(details["modes"].values())}),
+        hide_index=True,
+    )
+    skipped = details["skipped"]
+    st.markdown(f"**Skipped: {len(skipped):,} files and folders** in {view.title}")
+    if skipped:
+        st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
 
 st.subheader("What to look at", anchor=False)
 st.page_link("pages/batches.py", label="Batches: exactly what a DataLoader yields at step k")

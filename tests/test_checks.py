@@ -406,7 +406,7 @@ def test_cli_check_sampler_seed_and_plain_text(imbalanced_root):
     [
         (
             ["nope"],
-            "error: Unknown dataset 'nope'. Choose one of: cifar10, fashionmnist, kmnist, mnist.",
+            "error: Unknown dataset 'nope'. Choose one of: cifar10, fashionmnist, kmnist, mnist, or folder:<path> for a folder of images under the data root.",
         ),
         (["mnist", "--sampler", "x"], "error: Unknown sampler 'x'. Choose one of: none, weighted."),
         (["mnist", "--batch-size", "0"], "error: Batch size 0 is out of range: choose 1 to 1024."),

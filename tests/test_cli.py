@@ -46,7 +46,7 @@ def test_bad_name_exits_non_zero_with_one_line(tiny_root):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "error: Unknown dataset 'nope'. Choose one of: cifar10, fashionmnist, kmnist, mnist."
+        "error: Unknown dataset 'nope'. Choose one of: cifar10, fashionmnist, kmnist, mnist, or folder:<path> for a folder of images under the data root."
     ]
 
 

@@ -62,7 +62,8 @@ def test_data_root_comes_from_the_environment(tiny_root, monkeypatch):
 
 def test_unknown_dataset_and_split_name_the_choices(tiny_root):
     with pytest.raises(
-        datalib.UnknownDataset, match="Choose one of: cifar10, fashionmnist, kmnist, mnist."
+        datalib.UnknownDataset,
+        match="Choose one of: cifar10, fashionmnist, kmnist, mnist, or folder:<path> for a folder of images under the data root.",
     ):
         datalib.load("cifar99", "train", tiny_root)
     with pytest.raises(datalib.UnknownDataset, match="train, test"):
