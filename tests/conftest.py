@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 REAL_ROOT = Path(
     os.environ.get("BATCHSCOPE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
@@ -140,3 +142,15 @@ def cifar_root(tmp_path: Path, monkeypatch) -> Path:
     """A data root holding tiny CIFAR-10 files that torchvision accepts."""
     write_tiny_cifar(tmp_path / "root", monkeypatch)
     return tmp_path / "root"
+
+
+def open_page(root: Path, monkeypatch, page: str = "overview", **params: str) -> AppTest:
+    """Run app.py on `page` (opened directly, as a link would) with DATALIB_ROOT=root and
+    these URL query params; fail on an exception box."""
+    monkeypatch.setenv("DATALIB_ROOT", str(root))
+    app = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app

@@ -2,26 +2,14 @@
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.conftest import open_page
+
 PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
-
-
-def open_page(page: str, root, monkeypatch, **params: str) -> AppTest:
-    """Run app.py with DATALIB_ROOT=root, switch to `page`, with these URL query params."""
-    monkeypatch.setenv("DATALIB_ROOT", str(root))
-    app = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    # Open the page directly, as a link to it would (file names are the URL paths).
-    app.switch_page(f"pages/{page}.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def charts(app: AppTest) -> list[dict]:
@@ -46,20 +34,20 @@ def texts(app: AppTest) -> str:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_tiny_data(page, tiny_root, monkeypatch):
-    app = open_page(page, tiny_root, monkeypatch)
+    app = open_page(tiny_root, monkeypatch, page)
     assert not app.error
     assert app.title
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_real_mnist(page, real_root, monkeypatch):
-    app = open_page(page, real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, page)
     assert not app.error
     assert app.sidebar.caption[0].value.startswith("MNIST train: 60,000 images")
 
 
 def test_sidebar_reports_the_split_and_its_batches(real_root, monkeypatch):
-    app = open_page("overview", real_root, monkeypatch, batch_size="64")
+    app = open_page(real_root, monkeypatch, "overview", batch_size="64")
     assert app.sidebar.caption[0].value == "MNIST train: 60,000 images, 938 batches of 64"
     app.segmented_control(key="split").set_value("test").run()
     assert app.sidebar.caption[0].value == "MNIST test: 10,000 images, 157 batches of 64"
@@ -68,13 +56,13 @@ def test_sidebar_reports_the_split_and_its_batches(real_root, monkeypatch):
 def test_missing_dataset_shows_the_fix_not_a_traceback(tmp_path, monkeypatch):
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
-    app = open_page("overview", tmp_path, monkeypatch)
+    app = open_page(tmp_path, monkeypatch, "overview")
     message = app.error[0].value
     assert "MNIST is not on disk" in message and "python -m datalib download mnist" in message
 
 
 def test_batches_next_and_jump(real_root, monkeypatch):
-    app = open_page("batches", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "batches")
     first = texts(app)
     assert "Batch 0 of 6,000" in first and "Showing 10 of 10 images in batch 0" in first
     next_button = next(b for b in app.button if b.label == "Next")
@@ -87,7 +75,7 @@ def test_batches_next_and_jump(real_root, monkeypatch):
 
 
 def test_batch_size_changes_the_tensors(real_root, monkeypatch):
-    app = open_page("batches", real_root, monkeypatch, batch_size="64", batch="3", seed="7")
+    app = open_page(real_root, monkeypatch, "batches", batch_size="64", batch="3", seed="7")
     assert "(64, 1, 28, 28)" in [str(v) for v in app.table[0].value["value"]]
     assert "Batch 3 of 938" in texts(app)
     app.toggle(key="shuffle").set_value(False).run()
@@ -96,7 +84,7 @@ def test_batch_size_changes_the_tensors(real_root, monkeypatch):
 
 
 def test_images_class_filter_changes_the_gallery(real_root, monkeypatch):
-    app = open_page("images", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "images")
     assert "Showing 60 of 60,000 images in MNIST train" in texts(app)
     app.selectbox(key="cls").set_value("3 - three").run()
     assert "Showing 60 of 6,131 images of class 3 - three" in texts(app)
@@ -107,7 +95,7 @@ def test_images_class_filter_changes_the_gallery(real_root, monkeypatch):
 
 
 def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
-    app = open_page("histograms", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "histograms")
     whole = charts(app)[0]
     assert "all images" in whole["layout"]["title"]["text"]
     assert "Scaled to [0, 1]" in app.info[0].value
@@ -121,7 +109,7 @@ def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
 
 
 def test_balance_counts_percent_and_samples(real_root, monkeypatch):
-    app = open_page("balance", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "balance")
     figure = charts(app)[0]
     train = next(t for t in figure["data"] if t["name"] == "train")
     assert plotly_array(train["y"]).tolist() == [

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import datalib
-from tests.conftest import write_idx, write_tiny_mnist
+from tests.conftest import open_page, write_idx, write_tiny_mnist
 from tests.test_datasets import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
 
 
 def wrong_magic(raw: Path) -> None:
@@ -60,16 +58,6 @@ CORRUPTIONS = {
 }
 
 
-def open_app(root: Path, monkeypatch, page_file: str = "overview", **params: str) -> AppTest:
-    monkeypatch.setenv("DATALIB_ROOT", str(root))
-    app = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.switch_page(f"pages/{page_file}.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
 @pytest.fixture(params=list(CORRUPTIONS), ids=lambda f: f.__name__)
 def corrupt_root(request, tmp_path) -> tuple[Path, str]:
     raw = write_tiny_mnist(tmp_path / "root")
@@ -80,10 +68,10 @@ def corrupt_root(request, tmp_path) -> tuple[Path, str]:
 def test_corrupt_file_in_the_ui(corrupt_root, monkeypatch):
     root, message = corrupt_root
     before = snapshot(root)
-    app = open_app(root, monkeypatch)
+    app = open_page(root, monkeypatch)
     assert message in app.error[0].value
     assert "download it again" in app.error[0].value or "download them again" in app.error[0].value
-    other_split = open_app(root, monkeypatch, "batches", split="test")
+    other_split = open_page(root, monkeypatch, "batches", split="test")
     assert not other_split.error and "Batch 0 of 1" in other_split.subheader[0].value
     assert snapshot(root) == before
 
@@ -105,14 +93,14 @@ def test_corrupt_file_from_the_cli(corrupt_root):
 
 
 def test_named_root_that_does_not_exist_is_not_created(tmp_path, monkeypatch):
-    app = open_app(tmp_path / "typo", monkeypatch)
+    app = open_page(tmp_path / "typo", monkeypatch)
     assert "The data root" in app.error[0].value and "does not exist" in app.error[0].value
     assert not (tmp_path / "typo").exists()
 
 
 def test_root_that_is_a_file(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
-    app = open_app(tmp_path / "file", monkeypatch)
+    app = open_page(tmp_path / "file", monkeypatch)
     assert "is a file, not a folder" in app.error[0].value
 
 
@@ -143,7 +131,7 @@ def test_root_that_is_not_readable(tiny_root, monkeypatch):
     ],
 )
 def test_bad_link_values_fall_back_to_defaults(tiny_root, monkeypatch, page, params, shown):
-    app = open_app(tiny_root, monkeypatch, page, **params)
+    app = open_page(tiny_root, monkeypatch, page, **params)
     assert not app.error
     rendered = [e.value for kind in ("subheader", "caption") for e in app.get(kind)]
     assert any(shown in text for text in rendered), rendered

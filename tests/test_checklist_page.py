@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_app import charts, open_page, plotly_array, texts
+from tests.conftest import open_page
+from tests.test_app import charts, plotly_array, texts
 from tests.test_checks import TRAIN_COUNTS, write_imbalanced_mnist, write_sorted_mnist
 
 CHECK_TITLES = [
@@ -42,7 +43,7 @@ def trace(app: AppTest, chart: int, name: str) -> np.ndarray:
 
 
 def test_renders_on_tiny_data(tiny_root, monkeypatch):
-    app = open_page("checklist", tiny_root, monkeypatch)
+    app = open_page(tiny_root, monkeypatch, "checklist")
     assert not app.error
     assert app.title[0].value == "Readiness checklist"
     assert [s.value for s in app.main.subheader] == [*CHECK_TITLES, "Reproduce in code"]
@@ -61,7 +62,7 @@ def test_renders_on_tiny_data(tiny_root, monkeypatch):
 
 
 def test_renders_on_real_mnist(real_root, monkeypatch):
-    app = open_page("checklist", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "checklist")
     assert not app.error
     assert app.sidebar.caption[0].value.startswith("MNIST train: 60,000 images")
     assert verdicts(app)["Disjoint train and test"] == "pass"
@@ -75,7 +76,7 @@ def test_renders_on_real_mnist(real_root, monkeypatch):
 
 
 def test_sampler_and_shuffle_change_the_page(real_root, monkeypatch):
-    app = open_page("checklist", real_root, monkeypatch)
+    app = open_page(real_root, monkeypatch, "checklist")
     before = trace(app, 1, "WeightedRandomSampler")
     assert "WeightedRandomSampler(" not in code_box(app)
     app.segmented_control(key="sampler").set_value("weighted").run()
@@ -95,7 +96,7 @@ def test_sampler_and_shuffle_change_the_page(real_root, monkeypatch):
 
 def test_class_sorted_and_leaking_data_fail(tmp_path: Path, monkeypatch):
     root = write_sorted_mnist(tmp_path / "sorted")
-    app = open_page("checklist", root, monkeypatch, batch_size="4", shuffle="false")
+    app = open_page(root, monkeypatch, "checklist", batch_size="4", shuffle="false")
     found = verdicts(app)
     assert found["Shuffled batches"] == "fail" and found["Disjoint train and test"] == "fail"
     assert "Leak: 2 test images are exact copies of train images" in texts(app)
@@ -110,7 +111,7 @@ def test_class_sorted_and_leaking_data_fail(tmp_path: Path, monkeypatch):
 @pytest.mark.parametrize("sampler", ["none", "weighted"])
 def test_imbalanced_data_and_the_sampler(tmp_path: Path, monkeypatch, sampler):
     root = write_imbalanced_mnist(tmp_path / "imbalanced")
-    app = open_page("checklist", root, monkeypatch, sampler=sampler, batch_size="32")
+    app = open_page(root, monkeypatch, "checklist", sampler=sampler, batch_size="32")
     assert verdicts(app)["Balanced classes"] == ("pass" if sampler == "weighted" else "fail")
     without = trace(app, 1, "shuffle=True, no sampler")
     with_sampler = trace(app, 1, "WeightedRandomSampler")

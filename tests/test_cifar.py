@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from streamlit.testing.v1 import AppTest
 from torchvision import transforms
 
 import datalib
-from tests.conftest import CIFAR_TRAIN_LABELS
+from tests.conftest import CIFAR_TRAIN_LABELS, open_page
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,10 +79,6 @@ def test_info_json_in_process(cifar_root, capsys):
     "page", ["overview", "batches", "images", "histograms", "balance", "checklist"]
 )
 def test_every_page_shows_colour(cifar_root, monkeypatch, page):
-    monkeypatch.setenv("DATALIB_ROOT", str(cifar_root))
-    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    app.query_params["dataset"] = "CIFAR-10"
-    app.switch_page(f"pages/{page}.py").run()
-    assert not app.exception, [e.value for e in app.exception]
+    app = open_page(cifar_root, monkeypatch, page, dataset="CIFAR-10")
     assert not app.error, [e.value for e in app.error]
     assert app.sidebar.caption[0].value.startswith("CIFAR-10 train: 12 images")

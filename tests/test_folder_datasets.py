@@ -6,24 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import datalib
+from tests.conftest import open_page
 from tests.test_folders import TRAIN_SKIPPED
 from tests.test_folders import root as folder_root  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
-
-
-def open_page(root: Path, monkeypatch, page: str, **params: str) -> AppTest:
-    monkeypatch.setenv("DATALIB_ROOT", str(root))
-    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.switch_page(f"pages/{page}.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def test_a_folder_loads_through_datalib(folder_root):  # noqa: F811

@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import datalib
-from tests.conftest import TRAIN_LABELS, write_tiny_mnist
+from tests.conftest import TRAIN_LABELS, open_page, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILY = {
@@ -52,11 +51,8 @@ def test_cli_info(family_root, name):
 @pytest.mark.parametrize("name", list(FAMILY))
 @pytest.mark.parametrize("page", ["overview", "batches", "images", "histograms", "balance"])
 def test_every_page_shows_it(family_root, monkeypatch, name, page):
-    monkeypatch.setenv("DATALIB_ROOT", str(family_root))
-    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    app.query_params["dataset"] = FAMILY[name][0]
-    app.switch_page(f"pages/{page}.py").run()
-    assert not app.exception and not app.error
+    app = open_page(family_root, monkeypatch, page, dataset=FAMILY[name][0])
+    assert not app.error
     assert app.sidebar.caption[0].value.startswith(f"{FAMILY[name][0]} train: 12 images")
 
 
@@ -66,12 +62,7 @@ def test_missing_files_name_the_dataset_folder(tmp_path):
 
 
 def test_overview_names_classes_a_split_lacks(family_root, monkeypatch):
-    monkeypatch.setenv("DATALIB_ROOT", str(family_root))
-    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    app.query_params["split"] = "test"
-    app.query_params["dataset"] = "FashionMNIST"
-    app.switch_page("pages/overview.py").run()
-    assert not app.exception
+    app = open_page(family_root, monkeypatch, split="test", dataset="FashionMNIST")
     assert app.warning[0].value == (
         "No image at all in FashionMNIST test of: T-shirt/top, Sandal, Shirt, Sneaker, Bag, "
         "Ankle boot."
