@@ -756,6 +756,7 @@ def reproduce_code(
     settings: LoaderSettings,
     sampler: str | None,
     normalize: str,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
 ) -> str:
     """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
     epoch's labels: runnable as shown."""
@@ -766,14 +767,30 @@ def reproduce_code(
         f"from torch.utils.data import DataLoader{', WeightedRandomSampler' if sampler else ''}",
         "from torchvision import datasets, transforms",
         "",
-        "transform = transforms.Compose([",
-        "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
-        f"    # {normalize},  # the normalized check's fix",
-        "])",
-        f"dataset = datasets.{spec.torchvision_class}(",
-        f"    {str(root)!r}, train={split == 'train'}, transform=transform",
-        ")",
     ]
+    if spec.file_format == "folder":  # ImageFolder, brought to the shape Batchscope shows
+        c, h, w = image_shape
+        folder = root / spec.folder if split == "all" else root / spec.folder / split
+        lines += [
+            "# ImageFolder fails on the files the Overview lists as skipped: remove them first.",
+            "transform = transforms.Compose([",
+            f"    transforms.Resize(({h}, {w})),  # one size for every image",
+            *(["    transforms.Grayscale(),  # ImageFolder opens images as RGB"] if c == 1 else []),
+            "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
+            f"    # {normalize},  # the normalized check's fix",
+            "])",
+            f"dataset = datasets.ImageFolder({str(folder)!r}, transform=transform)",
+        ]
+    else:
+        lines += [
+            "transform = transforms.Compose([",
+            "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
+            f"    # {normalize},  # the normalized check's fix",
+            "])",
+            f"dataset = datasets.{spec.torchvision_class}(",
+            f"    {str(root)!r}, train={split == 'train'}, transform=transform",
+            ")",
+        ]
     if sampler:
         lines += [
             "targets = torch.as_tensor(dataset.targets)",
@@ -851,7 +868,9 @@ def checklist(
         check_splits(train, test, path),
         check_balanced(data, settings, sampler),
     )
-    code = reproduce_code(spec, path, split, settings, sampler, normalize_line(normalized))
+    code = reproduce_code(
+        spec, path, split, settings, sampler, normalize_line(normalized), data.image_shape
+    )
     return Checklist(spec, split, path, settings, sampler, checks, code)
 
 

@@ -1,13 +1,18 @@
 """Image folders under the data root as datasets: the sidebar, every page and the CLI."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import datalib
+from datalib.checks import checklist
 from tests.conftest import open_page
 from tests.test_folders import TRAIN_SKIPPED
 from tests.test_folders import root as folder_root  # noqa: F401 - a fixture
@@ -74,3 +79,36 @@ def test_cli_info_lists_what_was_skipped(folder_root):  # noqa: F811
     assert train["class_counts"] == [4, 3]
     assert [(s["path"], s["reason"]) for s in train["skipped"]] == list(TRAIN_SKIPPED)
     assert info["splits"]["test"]["size"] == 2
+
+
+@pytest.fixture
+def imbalanced_folder(tmp_path) -> Path:
+    """A clean folder of PNGs, 10:1 imbalanced: train has 200 'common' and 20 'rare' images,
+    test 20 and 5; each image differs, so there are no duplicates."""
+    rng = np.random.default_rng(0)
+    for split, counts in (
+        ("train", {"common": 200, "rare": 20}),
+        ("test", {"common": 20, "rare": 5}),
+    ):
+        for name, n in counts.items():
+            folder = tmp_path / "imbalanced" / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return tmp_path
+
+
+def test_an_imbalanced_folder_gets_weights_that_balance_its_batches(imbalanced_folder):
+    settings = datalib.LoaderSettings(batch_size=16, seed=5)
+    plain = checklist("folder:imbalanced", "train", settings, None, imbalanced_folder)
+    assert plain["balanced"].verdict == "fail"
+    weighted = checklist("folder:imbalanced", "train", settings, "weighted", imbalanced_folder)
+    shares = weighted["balanced"].table["percent_with_sampler"].tolist()
+    assert all(abs(share - 50) <= 5 for share in shares), shares
+    # The code box builds the same loader with ImageFolder and counts one epoch's labels.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(weighted.code, {})  # noqa: S102 - running the shown code is the point
+    counts = json.loads(printed.getvalue())
+    assert counts == weighted["balanced"].table["epoch_with_sampler"].tolist()
