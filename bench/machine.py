@@ -1,0 +1,73 @@
+"""What the figures were measured on: cores, torch threads, versions, load on the machine."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from importlib import metadata
+
+import torch
+
+__all__ = ["describe", "load_average"]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float:
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe() -> dict:
+    """The machine and software the run used, with a one-line summary for the table."""
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    facts = {
+        "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cores": cores,
+        "cores_usable": usable,
+        "memory_gib": round(_memory_gib(), 1),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "python": platform.python_version(),
+        "versions": {
+            name: _version(name)
+            for name in ("torch", "torchvision", "streamlit", "numpy", "plotly")
+        },
+        "load_average_at_start": load_average(),
+    }
+    facts["summary"] = (
+        f"{usable} cores ({facts['cpu']}), {facts['memory_gib']:g} GiB, "
+        f"torch {facts['versions']['torch']} with {facts['torch_threads']} threads, "
+        f"Python {facts['python']}"
+    )
+    return facts
