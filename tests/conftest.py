@@ -144,13 +144,13 @@ def cifar_root(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "root"
 
 
-def open_page(root: Path, monkeypatch, page: str = "overview", **params: str) -> AppTest:
-    """Run app.py on `page` (opened directly, as a link would) with DATALIB_ROOT=root and
+def open_page(root: Path, monkeypatch, page_file: str = "overview", **params: str) -> AppTest:
+    """Run app.py on `page_file` (opened directly, as a link would) with DATALIB_ROOT=root and
     these URL query params; fail on an exception box."""
     monkeypatch.setenv("DATALIB_ROOT", str(root))
     app = AppTest.from_file(APP, default_timeout=60)
     for key, value in params.items():
         app.query_params[key] = value
-    app.switch_page(f"pages/{page}.py").run()
+    app.switch_page(f"pages/{page_file}.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
