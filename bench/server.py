@@ -25,18 +25,10 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from bench import REPO
 from bench.report import Row, duration, megabytes
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # one list of flags for every browser
 
-__all__ = ["Server", "chromium", "run"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Server", "chromium", "run"]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CHART = ".js-plotly-plot g.point"  # a bar of the Plotly chart is on screen: the chart is drawn
 COLD_START_TARGET = 8.0  # seconds
 MNIST_TARGET = 120 * 2**20  # bytes the two MNIST splits may add to the server
