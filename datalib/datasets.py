@@ -23,7 +23,7 @@ from datalib.errors import (
     InvalidRequest,
 )
 from datalib.folders import FolderSplit, folder_splits, load_folder
-from datalib.idx import idx_shape
+from datalib.idx import idx_shape, read_idx
 from datalib.registry import SPLITS, DatasetSpec, check_split, dataset_spec
 
 __all__ = [
@@ -268,7 +268,7 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
         download(spec.name, root)
     _check_root(root, create=False)
     if spec.file_format == "idx":
-        _check_idx_split(spec, split, folder)
+        return _load_idx(spec, split, folder)
     try:
         dataset = spec.dataset_class()(str(root), train=split == "train", download=False)
     except RuntimeError as e:  # CIFAR: a file whose md5 does not match ("... corrupted")
@@ -276,11 +276,8 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
             f"{spec.title}'s files in {folder} fail torchvision's checksum check ({e}). "
             f"Delete them and download them again (python -m datalib download {spec.name})."
         ) from None
-    images = torch.as_tensor(dataset.data)
-    if images.ndim == 3:  # grey: add the channel axis the model sees (a view, no copy)
-        images = images.unsqueeze(1)
-    else:  # colour arrives as N x H x W x C, as PIL would show it: lay it out as the model sees
-        images = images.permute(0, 3, 1, 2).contiguous()
+    # CIFAR's colour arrives as N x H x W x C, as PIL would show it: lay it out as the model sees
+    images = torch.as_tensor(dataset.data).permute(0, 3, 1, 2).contiguous()
     return SplitData(
         spec=spec,
         split=split,
@@ -290,16 +287,24 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
     )
 
 
-def _check_idx_split(spec: DatasetSpec, split: str, folder: Path) -> None:
-    """Check a split's two IDX files agree with their sizes and with each other."""
+def _load_idx(spec: DatasetSpec, split: str, folder: Path) -> SplitData:
+    """An MNIST-family split read from its IDX files, each checked against its size and both
+    against each other: the tensors torchvision's MNIST class gives, without importing it."""
     images_file, labels_file = _split_files(spec, split)
-    n_images = idx_shape(folder / images_file, 3)[0]
-    n_labels = idx_shape(folder / labels_file, 1)[0]
-    if n_images != n_labels:
+    images = read_idx(folder / images_file, 3)
+    labels = read_idx(folder / labels_file, 1)
+    if len(images) != len(labels):
         raise CorruptFile(
-            f"{images_file} holds {n_images} images but {labels_file} holds {n_labels} labels. "
-            f"Delete both from {folder} and download them again."
+            f"{images_file} holds {len(images)} images but {labels_file} holds {len(labels)} "
+            f"labels. Delete both from {folder} and download them again."
         )
+    return SplitData(
+        spec=spec,
+        split=split,
+        images=torch.from_numpy(images).unsqueeze(1),  # grey: the channel axis, as a view
+        labels=torch.from_numpy(labels).to(torch.int64),
+        classes=spec.classes,
+    )
 
 
 def _split_files(spec: DatasetSpec, split: str) -> tuple[str, str]:

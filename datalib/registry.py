@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from datalib.errors import UnknownDataset
 
 __all__ = ["DATASETS", "FOLDER_PREFIX", "SPLITS", "DatasetSpec", "check_split", "dataset_spec"]
 
+# The MNIST family's four IDX files: every member names them alike.
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 FOLDER_PREFIX = "folder:"  # `folder:<path under the data root>`: a user's own image folder
 
 SPLITS = ("train", "test")
@@ -29,6 +35,9 @@ class DatasetSpec:
     description: str
     source: str
     file_format: str = "idx"
+    # The class names as torchvision gives them ("idx" only, so loading needs no torchvision;
+    # a test checks them against torchvision's).
+    classes: tuple[str, ...] = ()
 
     @property
     def folder(self) -> str:
@@ -47,11 +56,12 @@ class DatasetSpec:
 
     def raw_files(self) -> list[str]:
         """The file names torchvision reads from the dataset's folder."""
+        if self.file_format == "idx":
+            return list(IDX_FILES)
         cls = self.dataset_class()
         if self.file_format == "pickle":
             return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        # FashionMNIST lists whole URLs here, MNIST bare names: keep the file name only.
-        return [os.path.basename(url).removesuffix(".gz") for url, _ in cls.resources]
+        raise ValueError(f"{self.name} is a folder of images: it has no fixed file names")
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -64,6 +74,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "written by Census Bureau staff and high-school students."
         ),
         source="LeCun, Cortes and Burges, http://yann.lecun.com/exdb/mnist/",
+        classes=tuple(
+            f"{digit} - {word}"
+            for digit, word in enumerate(
+                ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+            )
+        ),
     ),
     "fashionmnist": DatasetSpec(
         name="fashionmnist",
@@ -74,6 +90,18 @@ DATASETS: dict[str, DatasetSpec] = {
             "greyscale: a drop-in replacement for MNIST that is harder to get right."
         ),
         source="Xiao, Rasul and Vollgraf, https://github.com/zalandoresearch/fashion-mnist",
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
     "kmnist": DatasetSpec(
         name="kmnist",
@@ -84,6 +112,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "classical Japanese books, 28x28 greyscale."
         ),
         source="Clanuwat et al., https://github.com/rois-codh/kmnist",
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     ),
     "cifar10": DatasetSpec(
         name="cifar10",

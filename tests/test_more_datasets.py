@@ -1,11 +1,13 @@
 """FashionMNIST and KMNIST: one registry entry each, the same IDX files in their own folders."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import datalib
 from tests.conftest import TRAIN_LABELS, open_page, write_tiny_mnist
@@ -32,6 +34,22 @@ def test_loads_with_its_own_classes(family_root, name):
     assert data.classes[-1] == last_class
     assert data.labels.tolist() == TRAIN_LABELS
     assert datalib.split_class_counts(data).tolist() == [3, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("name", ["mnist", *FAMILY])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_same_tensors_files_and_classes_as_torchvision(family_root, name, split):
+    """datalib reads the IDX files itself (no torchvision import); it must see what it sees."""
+    write_tiny_mnist(family_root, "MNIST")
+    spec = datalib.dataset_spec(name)
+    reference = spec.dataset_class()(str(family_root), train=split == "train")
+    data = datalib.load(name, split, family_root)
+    assert torch.equal(data.images[:, 0], reference.data)
+    assert torch.equal(data.labels, reference.targets)
+    assert data.classes == tuple(reference.classes)
+    assert spec.raw_files() == [
+        os.path.basename(url).removesuffix(".gz") for url, _ in reference.resources
+    ]
 
 
 @pytest.mark.parametrize("name", list(FAMILY))

@@ -35,6 +35,14 @@ def test_images_are_28x28_uint8_and_scaled_by_to_tensor(real_root):
     assert round(stats.std, 4) == 0.3081
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_tensors_equal_torchvisions(real_root, split):
+    reference = torchvision.datasets.MNIST(real_root, train=split == "train")
+    data = datalib.load("mnist", split, real_root)
+    assert torch.equal(data.images[:, 0], reference.data)
+    assert torch.equal(data.labels, reference.targets)
+
+
 def test_cli_info_json_reproduces_the_table(real_root):
     result = subprocess.run(
         [sys.executable, "-m", "datalib", "info", "mnist", "--root", str(real_root), "--json"],
