@@ -37,7 +37,10 @@ RUN groupadd --system --gid 10001 batchscope \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --create-home \
         --home-dir /home/batchscope --shell /usr/sbin/nologin batchscope \
     && install -d -o 10001 -g 10001 -m 0755 /data
-ENV DATALIB_ROOT=/data
+# numba caches the compiled pixel histogram in a folder it can write; /app is read-only to the
+# app and the container's root file system may be too, so /tmp (a tmpfs under --read-only).
+ENV DATALIB_ROOT=/data \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 
 COPY datalib/ datalib/
 USER 10001:10001

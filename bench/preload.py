@@ -2,9 +2,9 @@
 the app imports, so the server's memory before any page opens is the code's alone and what a
 page adds is data and sessions. Used only to measure memory.
 
-What is imported: every module that app.py, ui.py and pages/*.py import at their top, what
-datalib imports lazily to find a dataset's files, and Plotly's validators for the chart types
-the pages draw. No dataset is read.
+What is imported: every module that app.py, ui.py and pages/*.py import at their top, the
+pixel histogram's compiled loop that datalib imports lazily (numba), and Plotly's validators
+for the chart types the pages draw. No dataset is read.
 """
 
 import ast
@@ -30,14 +30,13 @@ def app_imports() -> list[str]:
 def preload() -> None:
     for name in app_imports():
         importlib.import_module(name)
+    import numpy as np
     import plotly.express as px
     import plotly.graph_objects as go
 
-    import datalib
+    from datalib.histogram import byte_histogram
 
-    # The registry imports torchvision lazily to name a dataset's files: the same import a
-    # first load makes. Checking for files reads none of them.
-    datalib.missing_files("mnist")
+    byte_histogram(np.zeros(8, np.uint8))  # numba loads the compiled loop on its first call
     # Plotly loads a trace type's validators on first use: tiny charts of the kinds drawn.
     px.bar(x=[0, 1], y=[1, 2], color=["a", "b"]).to_json()
     go.Figure(go.Heatmap(z=[[0, 1]])).to_json()

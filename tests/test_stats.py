@@ -65,3 +65,26 @@ def test_balance(train, tiny_root):
     test_rows = table[table["split"] == "test"]
     assert test_rows["count"].tolist() == [0, 2, 1, 1, 1, 0, 0, 0, 0, 0]
     assert test_rows["percent"].tolist()[1] == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 1000, 3 * (1 << 20) + 5])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_byte_histogram_counts_every_byte(monkeypatch, size, threads):
+    """The compiled loop against numpy's bincount: words, zero words, tails, several pieces."""
+    from datalib import histogram
+
+    monkeypatch.setattr(histogram.torch, "get_num_threads", lambda: threads)
+    rng = np.random.default_rng(size)
+    pixels = rng.integers(0, 256, size, dtype=np.uint8)
+    pixels[: size // 2] = 0  # long runs of zeros, as in MNIST's background
+    pixels[size // 2 : size // 2 + 64] = 255
+    assert np.array_equal(histogram.byte_histogram(pixels), np.bincount(pixels, minlength=256))
+
+
+def test_byte_histogram_refuses_what_it_cannot_read():
+    from datalib import histogram
+
+    with pytest.raises(TypeError, match="flat, contiguous uint8"):
+        histogram.byte_histogram(np.zeros((4, 4), np.uint8)[:, 1])
+    with pytest.raises(TypeError, match="flat, contiguous uint8"):
+        histogram.byte_histogram(np.zeros(4, np.int16))
