@@ -181,11 +181,18 @@ async def run(sessions: int, url: str, pid: int, think: tuple[float, float], ram
     # The browsers stand in for the readers' own machines; here they share the server's two
     # cores, so they (and Playwright, started below) run at a lower priority than the server.
     os.nice(10)
+    with tempfile.TemporaryDirectory(prefix="load-profile-", ignore_cleanup_errors=True) as profile:
+        return await _drive(sessions, url, pid, think, ramp, profile)
+
+
+async def _drive(
+    sessions: int, url: str, pid: int, think: tuple[float, float], ramp: float, profile: str
+) -> dict:
     async with async_playwright() as playwright:
         # One browser profile, a tab per reader: readers who have opened the app before, with
         # Streamlit's scripts in the browser's cache (a first visit compiles ~4 CPU-s of them).
         browser = await playwright.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="load-profile-"),
+            profile,
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},
