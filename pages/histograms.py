@@ -26,7 +26,8 @@ scale = scale_column.segmented_control(
 # Background pixels (value 0) outnumber every other value by about 100x: log y shows the rest.
 log_y = axis_column.toggle("Log y axis", value=True, key="log_y", bind=ui.URL)
 
-with ui.user_errors():
+# Shown only past half a second: the first count in a fresh install compiles its loop.
+with ui.user_errors(), st.spinner("Counting pixel values..."):
     if scope == "One class":
         label = ui.class_picker(data, allow_all=False)
         stats = datalib.split_pixel_stats(data, label)
