@@ -5,7 +5,7 @@ black background every increment waits for the previous one on the same counter:
 the 47M pixels of the train split, 20x a copy of them. This loop reads eight pixels as one
 64-bit word, counts an all-zero word in one step, and gives each byte of a word its own
 table, so consecutive increments never wait on each other; the array is cut into one piece
-per torch thread, counted side by side (the loop releases the GIL). About 6 ms here.
+per torch thread, counted side by side (the loop releases the GIL): 6-10 ms here.
 
 The compiled loop is cached on disk (numba's cache: `__pycache__` beside this file, or
 `NUMBA_CACHE_DIR`); the first call in a fresh install compiles it, a few seconds.
