@@ -30,10 +30,12 @@ with gallery:
     what = "images" if label is None else f"images of class {data.classes[label]}"
     st.caption(
         ui.count_caption(len(shown), len(members), f"{what} in {view.title}")
-        + f" Page {page:,} of {pages:,}; caption: {'label ' if label is None else ''}(#index)."
+        + f" Page {page:,} of {pages:,}; caption: {'class ' if label is None else ''}(#index)."
     )
     if label is None:
-        captions = [f"{c} (#{i})" for c, i in zip(data.labels_of(shown), shown, strict=True)]
+        captions = [
+            f"{data.classes[c]} (#{i})" for c, i in zip(data.labels_of(shown), shown, strict=True)
+        ]
     else:
         captions = [f"#{i}" for i in shown]
     ui.pixel_grid(data, shown, captions, size=64)

@@ -86,8 +86,15 @@ def test_batch_size_changes_the_tensors(real_root, monkeypatch):
 def test_images_class_filter_changes_the_gallery(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "images")
     assert "Showing 60 of 60,000 images in MNIST train" in texts(app)
+    gallery = app.get("image")[0].proto.imgs
+    assert [image.caption for image in gallery[:3]] == [
+        "5 - five (#0)",
+        "0 - zero (#1)",
+        "4 - four (#2)",
+    ]
     app.selectbox(key="cls").set_value("3 - three").run()
     assert "Showing 60 of 6,131 images of class 3 - three" in texts(app)
+    assert app.get("image")[0].proto.imgs[0].caption == "#7"  # the first 3 in MNIST train
     app.number_input(key="image").set_value(7).run()
     assert "**#7** in MNIST train, label **3 - three**" in texts(app)
     heatmap = charts(app)[0]["data"][0]
