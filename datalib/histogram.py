@@ -8,7 +8,8 @@ table, so consecutive increments never wait on each other; the array is cut into
 per torch thread, counted side by side (the loop releases the GIL): 6-10 ms here.
 
 The compiled loop is cached on disk (numba's cache: `__pycache__` beside this file, or
-`NUMBA_CACHE_DIR`); the first call in a fresh install compiles it, a few seconds.
+`NUMBA_CACHE_DIR`); the first call in a fresh install compiles it, a few seconds. Where no
+folder is writable, each process compiles it on its first call.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ LANES = 8  # bytes in a 64-bit word, one counter table each
 PIECE_MIN = 1 << 20  # below a million pixels, one thread: starting others costs more
 
 
-@numba.njit(nogil=True, cache=True)
+def _compiled(function):
+    """`function` compiled, cached on disk when numba finds a folder it can write."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # "cannot cache function": no writable folder (read-only install)
+        return numba.njit(nogil=True)(function)  # compiled again in each process
+
+
+@_compiled
 def _count(pixels: np.ndarray) -> np.ndarray:
     n_words = pixels.size // LANES
     words = pixels[: n_words * LANES].view(np.uint64)

@@ -88,3 +88,24 @@ def test_byte_histogram_refuses_what_it_cannot_read():
         histogram.byte_histogram(np.zeros((4, 4), np.uint8)[:, 1])
     with pytest.raises(TypeError, match="flat, contiguous uint8"):
         histogram.byte_histogram(np.zeros(4, np.int16))
+
+
+def test_byte_histogram_compiles_without_a_writable_cache(monkeypatch):
+    """A read-only install with no writable NUMBA_CACHE_DIR or home: compiled per process."""
+    import importlib
+
+    from numba.core import caching
+
+    from datalib import histogram
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])  # no folder will do
+    with pytest.raises(RuntimeError, match="cannot cache function"):
+        histogram.numba.njit(cache=True)(lambda x: x)
+    try:
+        uncached = importlib.reload(histogram)
+        assert uncached._count._cache.__class__.__name__ == "NullCache"
+        pixels = np.arange(1000, dtype=np.uint8)
+        assert np.array_equal(uncached.byte_histogram(pixels), np.bincount(pixels, minlength=256))
+    finally:
+        monkeypatch.undo()
+        importlib.reload(histogram)
