@@ -266,8 +266,8 @@ timeout 5m "$tools/bin/python" "$work/balance.py" "$url/balance" "$screenshot" \
 log "browser: the chart shows MNIST's train and test class counts (screenshot: $screenshot)"
 # The pixel statistics run numba's compiled loop, which needs a writable cache folder: the
 # image's NUMBA_CACHE_DIR on the /tmp tmpfs, as the root file system is read-only here.
-info=$(pm exec "$name" python -m datalib info mnist --json 2>&1) ||
-    { echo "$info" | tail -5; fail "python -m datalib info mnist failed in the container"; }
+info=$(pm exec "$name" python -m datalib info mnist --json 2>"$work/info.err") ||
+    { tail -5 "$work/info.err"; fail "python -m datalib info mnist failed in the container"; }
 std=$(python3 -c 'import json, sys; print(round(json.load(sys.stdin)["splits"]["train"]["pixel"]["std"], 4))' <<<"$info")
 [[ "$std" == 0.3081 ]] || fail "datalib info in the container gives train pixel std $std, want 0.3081"
 log "statistics: datalib info in the container gives the train pixel std 0.3081 (numba, read-only root)"
