@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import datalib
-from tests.conftest import TRAIN_LABELS, open_page, write_tiny_mnist
+from tests.conftest import TRAIN_LABELS, open_page, write_idx, write_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILY = {
@@ -42,9 +43,16 @@ def test_same_tensors_files_and_classes_as_torchvision(family_root, name, split)
     """datalib reads the IDX files itself (no torchvision import); it must see what it sees."""
     write_tiny_mnist(family_root, "MNIST")
     spec = datalib.dataset_spec(name)
+    # Each family's files get their own pixels, so reading another family's folder fails.
+    prefix = "train" if split == "train" else "t10k"
+    own = np.random.default_rng(len(name)).integers(0, 256, (12 if split == "train" else 5, 28, 28))
+    write_idx(family_root / spec.folder / f"{prefix}-images-idx3-ubyte", own)
     reference = spec.dataset_class()(str(family_root), train=split == "train")
     data = datalib.load(name, split, family_root)
+    assert data.images.dtype == reference.data.dtype == torch.uint8
+    assert data.labels.dtype == reference.targets.dtype == torch.int64
     assert torch.equal(data.images[:, 0], reference.data)
+    assert torch.equal(data.images[:, 0], torch.as_tensor(own, dtype=torch.uint8))
     assert torch.equal(data.labels, reference.targets)
     assert data.classes == tuple(reference.classes)
     assert spec.raw_files() == [

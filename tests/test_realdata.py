@@ -39,6 +39,8 @@ def test_images_are_28x28_uint8_and_scaled_by_to_tensor(real_root):
 def test_tensors_equal_torchvisions(real_root, split):
     reference = torchvision.datasets.MNIST(real_root, train=split == "train")
     data = datalib.load("mnist", split, real_root)
+    assert data.images.dtype == reference.data.dtype == torch.uint8
+    assert data.labels.dtype == reference.targets.dtype == torch.int64
     assert torch.equal(data.images[:, 0], reference.data)
     assert torch.equal(data.labels, reference.targets)
 
