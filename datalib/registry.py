@@ -24,9 +24,9 @@ SPLITS = ("train", "test")
 class DatasetSpec:
     """How one torchvision dataset family is found on disk and described to a user.
 
-    `file_format` says how its files are checked before torchvision reads them: "idx" (the
-    MNIST family: headers checked by datalib.idx) or "pickle" (CIFAR: torchvision's md5s);
-    "folder" is a user's image folder, read by datalib.folders.
+    `file_format` says how its files are read: "idx" (the MNIST family: headers checked and
+    data read by datalib.idx), "pickle" (CIFAR: read by torchvision, which checks its md5s)
+    or "folder" (a user's image folder, read by datalib.folders).
     """
 
     name: str
@@ -55,7 +55,7 @@ class DatasetSpec:
         return getattr(torchvision.datasets, self.torchvision_class)
 
     def raw_files(self) -> list[str]:
-        """The file names torchvision reads from the dataset's folder."""
+        """The dataset's file names in its folder, as torchvision names them."""
         if self.file_format == "idx":
             return list(IDX_FILES)
         cls = self.dataset_class()

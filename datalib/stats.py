@@ -1,4 +1,5 @@
-"""Statistics over uint8 images and labels: one bincount each, results as plain data."""
+"""Statistics over uint8 images and labels: one counting pass each (a bincount, or the pixel
+histogram's compiled loop), results as plain data."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def pixel_histogram(images: torch.Tensor) -> np.ndarray:
 
 
 def pixel_stats(images: torch.Tensor) -> PixelStats:
-    """Histogram of raw values plus min/max/mean/std after ToTensor, all from one bincount."""
+    """Histogram of raw values plus min/max/mean/std after ToTensor, all from one count."""
     counts = pixel_histogram(images)
     total = counts.sum()
     if total == 0:
@@ -87,7 +88,7 @@ def pixel_stats(images: torch.Tensor) -> PixelStats:
 
 
 def channel_pixel_stats(images: torch.Tensor) -> tuple[PixelStats, ...]:
-    """Pixel statistics of each channel of N x C x H x W uint8 images (one bincount each)."""
+    """Pixel statistics of each channel of N x C x H x W uint8 images (one count each)."""
     return tuple(pixel_stats(images[:, c]) for c in range(images.shape[1]))
 
 

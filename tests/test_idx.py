@@ -1,4 +1,4 @@
-"""Bad IDX files are refused before torchvision sees them, with a message that says why."""
+"""Bad IDX files are refused before their data is read, with a message that says why."""
 
 import numpy as np
 import pytest
