@@ -1,19 +1,23 @@
-"""Load test: 20 real Chromium sessions, 10 interactions each, against one `streamlit run`.
+"""Load test: 20 real Chromium readers, 10 interactions each, against one `streamlit run`.
 
-    python -m tests.load [--sessions 20] [--out bench/results/load.json]
+    python -m tests.load [--sessions 20] [--think 4 8] [--ramp 2] [--out bench/results/load.json]
 
-Each session waits 1-3 s between interactions, as a reader does. Reports errors (target 0),
-p50/p95 interaction latency (target p95 < 2 s), the server's CPU time per interaction, and its
-RSS before, at the peak and after the sessions close (target: back within 10% of before).
-Loopback only; it stops by itself (a deadline on the whole run) and always stops its server.
-Exits 1 when a target is missed, naming it.
+Readers arrive `--ramp` seconds apart and read 4-8 s between interactions. Each interaction is
+timed from the click until the whole answer is drawn (the script run is over, nothing is stale,
+every image has loaded); the server's share is read from the websocket. Reports errors
+(target 0), p50/p95 latency (target p95 < 2 s), opening the app apart, CPU of the server and of
+the rest of the machine, and the server's RSS before, at the peak and after the sessions close
+(target: back within 10% of before). Loopback only; it stops by itself (a deadline on the whole
+run) and always stops its server. Exits 1 when a target is missed, naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import random
 import statistics
@@ -45,15 +49,37 @@ def cpu_seconds(pid: int) -> float:
 
 
 def percentile(ordered: list[float], fraction: float) -> float | None:
-    """The value below which `fraction` of the sorted values lie (nearest rank)."""
-    return ordered[int(fraction * (len(ordered) - 1))] if ordered else None
+    """The nearest-rank percentile of sorted values: the smallest with `fraction` at or below."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else None
 
 
 def machine_cpu_seconds() -> float:
-    """CPU time the whole machine has spent busy since boot, all cores, seconds."""
+    """CPU time this machine's cores have spent busy since boot (user, nice, system, irq,
+    softirq; not idle, I/O wait or time stolen by the hypervisor), seconds."""
     fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def lower_browsers(niceness: int = 10) -> None:
+    """Run this test's Chromium processes at `niceness`: they stand in for the readers' own
+    machines, and here they share the server's cores. Called again for new tab processes."""
+    parents: dict[int, int] = {}
+    chromium: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            head, tail = stat.read_text().rsplit(")", 1)
+            pid = int(stat.parent.name)
+            parents[pid] = int(tail.split()[1])
+            if head.split("(", 1)[1].startswith("chrom"):
+                chromium.append(pid)
+    for pid in chromium:
+        ancestor = pid
+        while ancestor > 1 and ancestor != os.getpid():
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == os.getpid():
+            with contextlib.suppress(OSError):
+                if os.getpriority(os.PRIO_PROCESS, pid) < niceness:
+                    os.setpriority(os.PRIO_PROCESS, pid, niceness)
 
 
 def rss_mb(pid: int) -> float:
@@ -80,11 +106,13 @@ async def shown(page, selector: str, pattern: str) -> None:
     )
 
 
-async def settle(page) -> None:
-    """Wait until the script run is over and no element is stale (still being redrawn)."""
+async def drawn(page) -> None:
+    """Wait until the script run is over, no element is stale (waiting to be redrawn) and every
+    image has loaded: the whole answer is on screen."""
     await page.wait_for_function(
         "() => !document.querySelector('[data-testid=stStatusWidget]')"
-        " && !document.querySelector('[data-stale=true]')",
+        " && !document.querySelector('[data-stale=true]')"
+        " && Array.from(document.images).every((image) => image.complete)",
         polling=POLL_MS,
     )
 
@@ -99,22 +127,26 @@ async def session(
     url: str,
     number: int,
     latencies: list[tuple[str, float]],
-    server_times: list[tuple[str, float]],
+    server_times: list[tuple[str, float | None]],
     errors: list[str],
     think: tuple[float, float] = THINK_S,
 ):
     """One reader: opens the app, then ten interactions across every page, each timed until
-    its result is drawn. Opening is timed too, reported apart: it loads Streamlit's scripts."""
+    its whole answer is drawn. Opening is timed too, reported apart: it loads Streamlit's
+    scripts."""
     page = await browser.new_page()
     page.set_default_timeout(60_000)
     sent: list[float] = []  # when the page sent the server a message (a rerun), perf_counter
-    finished: list[float] = []  # when the server said a script run was over
+    finished: list[float] = []  # when the server said a script run was over (not cut short)
 
     def on_frame(payload: bytes | str) -> None:
         if isinstance(payload, bytes):
             message = ForwardMsg()
             message.ParseFromString(payload)
-            if message.WhichOneof("type") == "script_finished":
+            if (
+                message.WhichOneof("type") == "script_finished"
+                and message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN
+            ):
                 finished.append(time.perf_counter())
 
     def on_socket(socket) -> None:
@@ -142,7 +174,7 @@ async def session(
         (
             "one class",
             lambda: page.get_by_role("radio", name="One class").click(),
-            ("[data-testid=stSelectbox]", "Class"),
+            (title, r"class .*pixels\)"),
         ),
         ("to balance", lambda: nav(page, "Class balance"), (title, "class counts")),
         (
@@ -158,19 +190,17 @@ async def session(
             start = time.perf_counter()
             try:
                 await action()
-                await shown(page, *done)  # the user sees the answer
-                drawn = time.perf_counter()
-                latencies.append((name, drawn - start))
-                # The server's part: from the page's message asking for the rerun to the end
-                # of the script run it caused (its last message), before anything is drawn.
-                asked = next((t for t in sent if t > start), None)
-                answer = next((t for t in finished if asked and asked < t <= drawn), None)
-                if answer is not None:
-                    server_times.append((name, answer - asked))
-                await settle(page)  # the rest of the page is redrawn before the next click
+                await shown(page, *done)  # this interaction's answer has begun to appear
+                await drawn(page)  # and all of it is on screen
+                latencies.append((name, time.perf_counter() - start))
                 if await page.locator("[data-testid=stException]").count():
                     errors.append(f"session {number}, {name}: exception box")
                 await asyncio.sleep(random.uniform(*think))
+                # The server's part, once its messages have surely been heard: from the page's
+                # message asking for the rerun to the end of the run it caused (None: unmatched).
+                asked = next((t for t in sent if t > start), None)
+                answer = next((t for t in finished if asked and t > asked), None)
+                server_times.append((name, answer - asked if answer and asked else None))
             except Exception as error:  # noqa: BLE001 - every failure is a finding to report
                 errors.append(f"session {number}, {name}: {type(error).__name__}: {error}")
     finally:
@@ -178,9 +208,6 @@ async def session(
 
 
 async def run(sessions: int, url: str, pid: int, think: tuple[float, float], ramp: float) -> dict:
-    # The browsers stand in for the readers' own machines; here they share the server's two
-    # cores, so they (and Playwright, started below) run at a lower priority than the server.
-    os.nice(10)
     with tempfile.TemporaryDirectory(prefix="load-profile-", ignore_cleanup_errors=True) as profile:
         return await _drive(sessions, url, pid, think, ramp, profile)
 
@@ -197,12 +224,13 @@ async def _drive(
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},
         )
+        lower_browsers()
         warm: list[tuple[str, float]] = []
         await session(browser, url, 0, warm, [], [], (0, 0))  # loads MNIST and its statistics
         await asyncio.sleep(2)
         before = rss_mb(pid)
         latencies: list[tuple[str, float]] = []
-        server_times: list[tuple[str, float]] = []
+        server_times: list[tuple[str, float | None]] = []
         errors: list[str] = []
         peak = before
 
@@ -210,6 +238,7 @@ async def _drive(
             nonlocal peak
             while True:
                 peak = max(peak, rss_mb(pid))
+                lower_browsers()  # each new tab is a new process
                 await asyncio.sleep(0.2)
 
         watcher = asyncio.create_task(watch())
@@ -228,7 +257,8 @@ async def _drive(
     await asyncio.sleep(8)  # Streamlit drops closed sessions' state
     after = rss_mb(pid)
     ordered = sorted(seconds for name, seconds in latencies if name != OPEN)
-    answered = sorted(seconds for name, seconds in server_times if name != OPEN)
+    answered = sorted(s for name, s in server_times if name != OPEN and s is not None)
+    unmatched = sum(1 for name, s in server_times if name != OPEN and s is None)
     opens = sorted(seconds for name, seconds in latencies if name == OPEN)
     by_step = {
         name: statistics.median(s for n, s in latencies if n == name) for name, _ in latencies
@@ -239,7 +269,7 @@ async def _drive(
         "think_s": list(think),
         "ramp_s": ramp,
         "interactions": len(ordered),
-        "open_p50_s": statistics.median(opens) if opens else None,
+        "open_p50_s": percentile(opens, 0.5),
         "open_max_s": opens[-1] if opens else None,
         "errors": errors,
         "p50_s": percentile(ordered, 0.5),
@@ -248,7 +278,9 @@ async def _drive(
         "wall_s": wall,
         "server_p50_s": percentile(answered, 0.5),
         "server_p95_s": percentile(answered, 0.95),
+        "server_unmatched": unmatched,
         "machine_busy": machine_cpu / (wall * (os.cpu_count() or 1)),
+        # Per timed step: the interactions and the openings.
         "server_cpu_s_per_step": server_cpu / max(1, len(latencies)),
         # Everything else the machine did meanwhile: the browsers and Playwright, mostly.
         "others_cpu_s_per_step": (machine_cpu - server_cpu) / max(1, len(latencies)),
@@ -292,32 +324,32 @@ def main() -> int:
         missed.append(f"p95 {result['p95_s']} s (target < {P95_TARGET_S} s)")
     if result["rss_after_mb"] > result["rss_before_mb"] * (1 + RSS_GROWTH_LIMIT):
         missed.append("server RSS did not come back after the sessions closed")
-    print(f"| sessions x interactions | {result['sessions']} x 10 = {result['interactions']} |")
+    r = result
+
+    def f(value: float | None, spec: str = ".2f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    print(f"| sessions x interactions | {r['sessions']} x 10 = {r['interactions']} |")
     print(
         f"| think time / arrivals | {args.think[0]:g}-{args.think[1]:g} s / every {args.ramp:g} s |"
     )
-    print(f"| errors | {len(result['errors'])} |")
+    print(f"| errors | {len(r['errors'])} |")
+    print(f"| latency p50 / p95 / max | {f(r['p50_s'])} / {f(r['p95_s'])} / {f(r['max_s'])} s |")
+    print(f"| opening the app, p50 / max | {f(r['open_p50_s'])} / {f(r['open_max_s'])} s |")
     print(
-        f"| latency p50 / p95 / max | {result['p50_s']:.2f} / {result['p95_s']:.2f} / "
-        f"{result['max_s']:.2f} s |"
+        f"| server's answer (rerun request to end of its run), p50 / p95 | {f(r['server_p50_s'])}"
+        f" / {f(r['server_p95_s'])} s ({r['server_unmatched']} interactions unmatched) |"
     )
     print(
-        f"| server RSS before / peak / after | {result['rss_before_mb']:.0f} / "
-        f"{result['rss_peak_mb']:.0f} / {result['rss_after_mb']:.0f} MB |"
-    )
-    print(f"| wall time | {result['wall_s']:.1f} s on {result['cores']} cores |")
-    print(
-        f"| opening the app, p50 / max | {result['open_p50_s']:.2f} / {result['open_max_s']:.2f} s |"
+        f"| CPU per timed step, server / rest of the machine | {f(r['server_cpu_s_per_step'])}"
+        f" / {f(r['others_cpu_s_per_step'])} s (machine {r['machine_busy']:.0%} busy) |"
     )
     print(
-        f"| server's answer (rerun request to end of its script run), p50 / p95 | "
-        f"{result['server_p50_s']:.2f} / {result['server_p95_s']:.2f} s |"
+        f"| server RSS before / peak / after | {f(r['rss_before_mb'], '.0f')} / "
+        f"{f(r['rss_peak_mb'], '.0f')} / {f(r['rss_after_mb'], '.0f')} MB |"
     )
-    print(
-        f"| CPU per timed step, server / everything else | {result['server_cpu_s_per_step']:.3f} / "
-        f"{result['others_cpu_s_per_step']:.3f} s (machine {result['machine_busy']:.0%} busy) |"
-    )
-    for name, seconds in result["median_s_by_interaction"].items():
+    print(f"| wall time | {r['wall_s']:.1f} s on {r['cores']} cores |")
+    for name, seconds in r["median_s_by_interaction"].items():
         print(f"| {name} (median) | {seconds:.2f} s |")
     for error in result["errors"][:10]:
         print(f"error: {error}", file=sys.stderr)
