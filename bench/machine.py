@@ -1,4 +1,5 @@
-"""What the figures were measured on: cores, torch threads, versions, load on the machine."""
+"""What the figures were measured on: cores, torch threads, versions, load on the machine; and
+what one process has used (CPU time, resident memory), read from /proc."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ from importlib import metadata
 
 import torch
 
-__all__ = ["describe", "load_average"]
+__all__ = ["describe", "load_average", "process_cpu_seconds", "process_rss_bytes"]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS), bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def _cpu_model() -> str:

@@ -24,6 +24,7 @@ from typing import Self
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from bench import REPO
+from bench.machine import process_cpu_seconds, process_rss_bytes
 from bench.report import Row, duration, megabytes
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # one list of flags for every browser
 
@@ -99,17 +100,11 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server process has used so far."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def rss(self) -> int:
         """Resident memory of the server process in bytes (VmRSS)."""
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        return process_rss_bytes(self.process.pid)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from bench.machine import process_cpu_seconds, process_rss_bytes
 from tests.conftest import REAL_ROOT
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serving
 
@@ -40,12 +41,6 @@ RAMP_S = 2.0  # readers arrive one after another (20 within 40 s), not in the sa
 OPEN = "open the app"
 P95_TARGET_S = 2.0
 RSS_GROWTH_LIMIT = 0.10
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(ordered: list[float], fraction: float) -> float | None:
@@ -84,10 +79,7 @@ def lower_browsers(niceness: int = 10) -> None:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    return process_rss_bytes(pid) / 2**20
 
 
 # Waits poll every 50 ms. Playwright's locators and wait_for_function poll on every animation
@@ -242,7 +234,7 @@ async def _drive(
                 await asyncio.sleep(0.2)
 
         watcher = asyncio.create_task(watch())
-        started, cpu_before = time.perf_counter(), cpu_seconds(pid)
+        started, cpu_before = time.perf_counter(), process_cpu_seconds(pid)
         machine_before = machine_cpu_seconds()
 
         async def reader(n: int) -> None:
@@ -250,7 +242,7 @@ async def _drive(
             await session(browser, url, n, latencies, server_times, errors, think)
 
         await asyncio.gather(*(reader(n) for n in range(1, sessions + 1)))
-        wall, server_cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu_before
+        wall, server_cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu_before
         machine_cpu = machine_cpu_seconds() - machine_before
         watcher.cancel()
         await browser.close()
