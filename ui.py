@@ -3,7 +3,9 @@ pixel grids and the URL. The only module that imports both Streamlit and datalib
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 from streamlit.navigation.page import StreamlitPage
 
 import datalib
@@ -24,6 +27,48 @@ URL = "query-params"  # every input that shapes a view lives in the URL, so link
 # Streamlit's light categorical palette, given to charts explicitly: its theme otherwise
 # colours traces with placeholders only a browser resolves, and a server-side PNG comes out black.
 COLORS = ["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#ff8700"]
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: its file, its title and icon in the navigation, what it answers."""
+
+    file: str
+    title: str
+    icon: str
+    answers: str
+
+
+PAGES = (
+    PageInfo("pages/overview.py", "Overview", ":material/home:", "what the dataset is"),
+    PageInfo(
+        "pages/batches.py",
+        "Batches",
+        ":material/view_module:",
+        "exactly what a DataLoader yields at step k",
+    ),
+    PageInfo(
+        "pages/images.py",
+        "Images",
+        ":material/image:",
+        "a gallery per class and each pixel's value",
+    ),
+    PageInfo(
+        "pages/histograms.py",
+        "Histograms",
+        ":material/bar_chart:",
+        "are the pixels scaled? mean and std",
+    ),
+    PageInfo(
+        "pages/balance.py", "Class balance", ":material/balance:", "train and test side by side"
+    ),
+    PageInfo(
+        "pages/checklist.py",
+        "Readiness checklist",
+        ":material/checklist:",
+        "pass / warn / fail before you train, with the fix as code",
+    ),
+)
 
 
 def router() -> StreamlitPage:
@@ -38,12 +83,8 @@ def router() -> StreamlitPage:
     _routed = True
     return st.navigation(
         [
-            st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-            st.Page("pages/batches.py", title="Batches", icon=":material/view_module:"),
-            st.Page("pages/images.py", title="Images", icon=":material/image:"),
-            st.Page("pages/histograms.py", title="Histograms", icon=":material/bar_chart:"),
-            st.Page("pages/balance.py", title="Class balance", icon=":material/balance:"),
-            st.Page("pages/checklist.py", title="Readiness checklist", icon=":material/checklist:"),
+            st.Page(page.file, title=page.title, icon=page.icon, default=index == 0)
+            for index, page in enumerate(PAGES)
         ]
     )
 
@@ -157,27 +198,97 @@ def sidebar() -> View:
 
 
 def batch_picker(view: View, *, label: str = "Batch") -> int:
-    """Prev / next buttons and a number box for batch k, shared by the pages that show one."""
-    last = view.loader.num_batches(len(view.data)) - 1
-    if st.session_state.get("batch", 0) > last:  # fewer batches since the settings changed
+    """Prev / next buttons and a number box for batch k, shared by the pages that show one.
+
+    A new split or batch size renumbers the batches: the batch keeps its place in the epoch
+    (a new batch size) or its number (a new split) where it can, and a notice says what moved.
+    """
+    n, size = len(view.data), view.loader.batch_size
+    last = view.loader.num_batches(n) - 1
+    numbering = (view.title, size, view.loader.drop_last)
+    before = st.session_state.get("_batch_numbering")
+    if before is not None and before[0] != numbering and "batch" in st.session_state:
+        st.session_state["batch"], note = _renumbered(before, numbering, last, n)
+        if note:
+            st.session_state["_batch_note"] = note
+    elif st.session_state.get("batch", 0) > last:
         st.session_state["batch"] = last
 
     def step(delta: int) -> None:
         st.session_state["batch"] = min(max(st.session_state.get("batch", 0) + delta, 0), last)
 
     prev, number, following = st.columns([1, 3, 1], vertical_alignment="bottom")
-    prev.button("Prev", icon=":material/chevron_left:", on_click=step, args=(-1,), width="stretch")
-    following.button(
-        "Next", icon=":material/chevron_right:", on_click=step, args=(1,), width="stretch"
-    )
-    return int(
+    # The number first (its value may come from the URL), then the buttons that depend on it.
+    k = int(
         number.number_input(
             f"{label} (0 to {last:,})", min_value=0, max_value=last, key="batch", bind=URL
         )
     )
+    prev.button(
+        "Prev",
+        icon=":material/chevron_left:",
+        on_click=step,
+        args=(-1,),
+        width="stretch",
+        disabled=k <= 0,
+        key="batch_prev",
+    )
+    following.button(
+        "Next",
+        icon=":material/chevron_right:",
+        on_click=step,
+        args=(1,),
+        width="stretch",
+        disabled=k >= last,
+        key="batch_next",
+    )
+    st.session_state["_batch_numbering"] = (numbering, k)
+    note = st.session_state.pop("_batch_note", None)
+    if note:
+        st.info(note, icon=":material/swap_horiz:")
+    return k
+
+
+def _renumbered(
+    before: tuple[tuple[str, int, bool], int], now: tuple[str, int, bool], last: int, n: int
+) -> tuple[int, str]:
+    """The batch to show after the loader's numbering changed, and a sentence saying why."""
+    (title, size, _), k = before
+    new_title, new_size, _ = now
+    if new_title == title and new_size != size:
+        start = k * size
+        moved = min(start // new_size, last)
+        return moved, (
+            f"batch_size {size} \u2192 {new_size}: batch {k:,} is now batch {moved:,}, "
+            f"which holds the same place in the epoch (from sample {min(start, n - 1):,} "
+            f"of {n:,} on)."
+        )
+    moved = min(k, last)
+    if moved == k and new_size == size:
+        return moved, f"Now {new_title}: batch {k:,} of its own loader (0 to {last:,})."
+    where = f"{new_title} with batch_size {new_size}"
+    if moved == k:
+        return moved, f"Now {where}: batch {k:,} of its loader (0 to {last:,})."
+    return moved, (
+        f"Now {where}: it has batches 0 to {last:,}, so batch {k:,} became {moved:,}, the last."
+    )
+
+
+def open_image(split: str, index: int) -> None:
+    """A click on an image in any grid but the gallery: show it on the Images page, large,
+    with the gallery on the page that holds it."""
+    st.session_state.update(
+        split=split,
+        image=index,
+        cls=ALL_CLASSES,
+        page=index // GALLERY_PAGE + 1,
+        _keep_image=True,
+        _open_images_page=True,
+    )
 
 
 ALL_CLASSES = "All classes"
+GALLERY_PAGE = 60  # images per page of the Images page's gallery
 
 
 def class_picker(data: datalib.SplitData, *, allow_all: bool, label: str = "Class") -> int | None:
@@ -187,16 +298,109 @@ def class_picker(data: datalib.SplitData, *, allow_all: bool, label: str = "Clas
     return None if name == ALL_CLASSES else data.classes.index(name)
 
 
+# The grid of images every page draws: a CSS grid with a gap between tiles, as many per row as
+# fill the rows, pixels drawn hard-edged by the browser from small PNGs. Captions are set as
+# text (never HTML or Markdown): class and file names come from the data, not from us.
+_GRID_JS = """
+export default function(component) {
+  const { data, setTriggerValue, parentElement } = component;
+  let grid = parentElement.querySelector('.grid');
+  if (!grid) {
+    grid = document.createElement('div');
+    grid.className = 'grid';
+    parentElement.appendChild(grid);
+  }
+  grid.style.gridTemplateColumns = `repeat(${data.columns}, minmax(0, ${data.size}px))`;
+  grid.replaceChildren(...data.tiles.map((tile) => {
+    const figure = document.createElement('figure');
+    const image = document.createElement('img');
+    image.src = tile.src;
+    image.alt = tile.caption;
+    const caption = document.createElement('figcaption');
+    caption.textContent = tile.caption;
+    figure.append(image, caption);
+    if (data.clickable) {
+      figure.className = 'clickable';
+      figure.title = 'Open this image large';
+      figure.onclick = () => setTriggerValue('clicked', tile.key);
+    }
+    if (tile.key === data.current) figure.classList.add('current');
+    return figure;
+  }));
+}
+"""
+_GRID_CSS = """
+.grid { display: grid; gap: 10px 8px; }
+figure { margin: 0; }
+img { width: 100%; display: block; image-rendering: pixelated; border-radius: 2px; }
+figcaption {
+  font-size: 0.75rem; line-height: 1.2; margin-top: 2px; text-align: center;
+  color: var(--st-text-color); opacity: 0.75; overflow-wrap: anywhere;
+}
+.clickable { cursor: pointer; }
+.clickable:hover img { outline: 2px solid var(--st-primary-color); }
+.current img { outline: 3px solid var(--st-primary-color); }
+"""
+_grid = st.components.v2.component("batchscope_image_grid", js=_GRID_JS, css=_GRID_CSS)
+GRID_ROOM = 960  # pixels a grid may fill across the main column of the wide layout
+GRID_GAP = 8
+
+
+def grid_columns(count: int, size: int, room: int = GRID_ROOM) -> int:
+    """Tiles per row: as many as fit in `room`, fewer where that fills the last row better."""
+    fit = max(1, (room + GRID_GAP) // (size + GRID_GAP))
+    if count <= fit:
+        return max(count, 1)
+    # The fewest empty places in the last row; among equals, the most per row.
+    return min(range(max(1, fit // 2), fit + 1), key=lambda n: (-count % n, -n))
+
+
 def pixel_grid(
-    data: datalib.SplitData, indices: Sequence[int], captions: Sequence[str], *, size: int = 84
+    data: datalib.SplitData,
+    indices: Sequence[int],
+    captions: Sequence[str],
+    *,
+    key: str,
+    size: int = 84,
+    room: int = GRID_ROOM,
+    on_click: Callable[[int], None] | None = None,
+    current: int | None = None,
 ) -> None:
-    """Images drawn large with hard pixel edges (nearest neighbour), a caption under each."""
+    """Images drawn `size` pixels wide with hard pixel edges, a gap between them and a caption
+    under each. `on_click(index)` hears which image was clicked; `current` is outlined."""
     if len(indices) == 0:
         st.info("No images to show.")
         return
-    st.image(
-        [upscale(p, size) for p in data.pixels(list(indices))], caption=list(captions), width=size
+    tiles = [
+        {"src": png_data_url(pixels, size), "caption": caption, "key": int(index)}
+        for pixels, caption, index in zip(
+            data.pixels(list(indices)), captions, indices, strict=True
+        )
+    ]
+    _grid(
+        data={
+            "tiles": tiles,
+            "columns": grid_columns(len(tiles), size, room),
+            "size": size,
+            "clickable": on_click is not None,
+            "current": current,
+        },
+        key=key,
+        on_clicked_change=(lambda: on_click(st.session_state[key]["clicked"]))
+        if on_click
+        else None,
     )
+
+
+def png_data_url(pixels: np.ndarray, size: int) -> str:
+    """An image as a PNG data URL, never larger than the `size` pixels it is shown at: the
+    browser scales small images up with hard edges, large ones are scaled down here."""
+    image = Image.fromarray(pixels)
+    if max(image.size) > size:
+        image.thumbnail((size, size), Image.Resampling.BOX)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def upscale(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -225,6 +429,12 @@ def chart(
 ) -> None:
     """A Plotly chart whose camera button saves a 2x PNG named `name`, with PNG and CSV
     downloads of the picture and of the numbers behind it; `on_select` gets clicked points."""
+    figure.update_layout(
+        hoverlabel={"bgcolor": "white", "bordercolor": "#555", "font": {"color": "#262730"}},
+        modebar={"orientation": "v"},  # down the right edge: across the top it hides the title
+    )
+    if figure.layout.legend.orientation is None:  # under the chart: the right edge is the toolbar's
+        figure.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
     st.plotly_chart(
         figure,
         key=key,
@@ -268,18 +478,86 @@ def browser_for_png() -> str | None:
 
 
 def after_page() -> None:
-    """What app.py runs after every page: the link to share, and notices about the opening one."""
+    """What app.py runs after every page: the link to share, notices about the opening one, and
+    the move to the Images page when an image was clicked."""
     share_link()
     report_link_fallbacks()
+    if st.session_state.pop("_open_images_page", False):
+        # Only the image goes in by hand: the bound inputs write their own values back.
+        st.switch_page("pages/images.py", query_params={"image": str(st.session_state["image"])})
+
+
+# "Copy link": the full URL in view, and a button that puts it on the clipboard. The Clipboard
+# API needs a secure context (https, or localhost); a team server on plain http gets the
+# older copy command, which browsers still allow from a click.
+_COPY_JS = """
+export default function(component) {
+  const { data, parentElement } = component;
+  let box = parentElement.querySelector('.copy');
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'copy';
+    const url = document.createElement('input');
+    url.readOnly = true;
+    url.setAttribute('aria-label', 'Link to this view');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = 'Copy link';
+    const said = document.createElement('span');
+    said.setAttribute('role', 'status');
+    box.append(url, button, said);
+    parentElement.appendChild(box);
+    url.onfocus = () => url.select();
+    button.onclick = async () => {
+      const text = url.value;
+      let copied = false;
+      try {
+        if (navigator.clipboard && window.isSecureContext) {
+          await navigator.clipboard.writeText(text);
+          copied = true;
+        }
+      } catch (error) { copied = false; }
+      if (!copied) {
+        url.focus();
+        url.select();
+        try { copied = document.execCommand('copy'); } catch (error) { copied = false; }
+      }
+      said.textContent = copied
+        ? 'Copied to the clipboard.'
+        : 'Could not copy here: select the link above and copy it.';
+    };
+  }
+  const [url, , said] = box.children;
+  if (url.value !== data.url) { url.value = data.url; said.textContent = ''; }
+}
+"""
+_COPY_CSS = """
+.copy { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+input {
+  flex: 1 1 100%; min-width: 0; font: 0.8rem var(--st-code-font, monospace);
+  padding: 4px 6px; border: 1px solid var(--st-border-color, #ccc); border-radius: 4px;
+  color: var(--st-text-color); background: var(--st-secondary-background-color);
+}
+button {
+  font: inherit; font-size: 0.875rem; padding: 4px 12px; cursor: pointer; border-radius: 6px;
+  border: 1px solid var(--st-border-color, #ccc); background: var(--st-background-color);
+  color: var(--st-text-color);
+}
+button:hover { border-color: var(--st-primary-color); color: var(--st-primary-color); }
+span { font-size: 0.8rem; opacity: 0.8; }
+"""
+_copy_link = st.components.v2.component("batchscope_copy_link", js=_COPY_JS, css=_COPY_CSS)
 
 
 def share_link() -> None:
-    """The sidebar's "Copy link": this page with every input of the view, as a URL."""
+    """The sidebar's link to this page with every input of the view, and a button to copy it."""
     query = urlencode(st.query_params.to_dict())
     url = f"{st.context.url or ''}{'?' + query if query else ''}"
-    with st.sidebar.popover("Copy link", icon=":material/link:", width="stretch"):
-        st.caption("This link reopens this page with the same dataset, split and inputs.")
-        st.code(url or "(open the app in a browser to get its address)", language=None)
+    with st.sidebar:
+        st.caption("Link to this view (same dataset, split and inputs):")
+        _copy_link(
+            data={"url": url or "(open the app in a browser to get its address)"}, key="share"
+        )
 
 
 def check_opening_link() -> None:

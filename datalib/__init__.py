@@ -1,6 +1,14 @@
 """Batchscope's data library: datasets, DataLoader batches and statistics. No Streamlit here."""
 
-from datalib.batches import MAX_BATCH_SIZE, Batch, LoaderSettings, batch, sample_order, to_tensor
+from datalib.batches import (
+    MAX_BATCH_SIZE,
+    Batch,
+    LoaderSettings,
+    batch,
+    sample_order,
+    tensor_text,
+    to_tensor,
+)
 from datalib.datasets import (
     SplitData,
     data_root,
@@ -78,5 +86,6 @@ __all__ = [
     "splits_of",
     "subset_channel_stats",
     "subset_pixel_stats",
+    "tensor_text",
     "to_tensor",
 ]

@@ -12,7 +12,15 @@ from torch.utils.data import RandomSampler
 from datalib.datasets import SplitData
 from datalib.errors import InvalidRequest
 
-__all__ = ["MAX_BATCH_SIZE", "Batch", "LoaderSettings", "batch", "sample_order", "to_tensor"]
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "Batch",
+    "LoaderSettings",
+    "batch",
+    "sample_order",
+    "tensor_text",
+    "to_tensor",
+]
 
 MAX_BATCH_SIZE = 1024
 MAX_SEED = 2**63 - 1
@@ -76,6 +84,19 @@ def sample_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
     # same generator before the sampler's first randperm; skip that draw the same way.
     torch.empty((), dtype=torch.int64).random_(generator=generator)
     return torch.tensor(list(RandomSampler(range(n), generator=generator)), dtype=torch.int64)
+
+
+def tensor_text(values: torch.Tensor, width: int = 44) -> str:
+    """`repr` of a 1-d integer tensor as torch prints it (values right-aligned to one width,
+    continuation lines indented under the first value), with lines at most `width` long."""
+    items = [str(v) for v in values.tolist()]
+    pad = max((len(item) for item in items), default=0)
+    per_line = max(1, (width - len("tensor([")) // (pad + 2))
+    lines = [
+        ", ".join(item.rjust(pad) for item in items[i : i + per_line])
+        for i in range(0, len(items), per_line)
+    ]
+    return "tensor([" + (",\n" + " " * len("tensor([")).join(lines) + "])"
 
 
 def to_tensor(images: torch.Tensor) -> torch.Tensor:

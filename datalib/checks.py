@@ -40,6 +40,7 @@ __all__ = [
     "PixelKeys",
     "channel_stats",
     "check_balanced",
+    "check_loadable",
     "check_normalized",
     "check_numerical",
     "check_scaled",
@@ -56,12 +57,14 @@ __all__ = [
     "reproduce_code",
     "sample_weights",
     "sampler_name",
+    "sampler_shares",
     "weighted_order",
 ]
 
 VERDICTS = ("pass", "warn", "fail")
 SAMPLERS = ("weighted",)
 CHECKS = {
+    "loadable": "Every file loads",
     "numerical": "Numerical tensors",
     "scaled": "Scaled values",
     "normalized": "Normalized per channel",
@@ -86,6 +89,7 @@ class Check:
     facts: dict[str, object]
     fix: str = ""
     table: pd.DataFrame | None = None
+    fix_language: str = "python"
 
     def evidence_table(self) -> pd.DataFrame:
         """The facts as two columns of readable text."""
@@ -681,14 +685,29 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
     return Check("split", CHECKS["split"], "pass", summary, facts, table=table)
 
 
+def sampler_shares(data: SplitData) -> np.ndarray:
+    """Each class's expected share of a WeightedRandomSampler's draws: its weight times its
+    count, over the total (uniform with the class weights, for every class that has images)."""
+    mass = class_weights(data).numpy() * split_class_counts(data)
+    return mass / mass.sum()
+
+
 def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | None) -> Check:
-    """Imbalance ratio with a verdict; class and sample weights; class mix of one epoch of
-    batches without and with a WeightedRandomSampler, drawn with the same seed."""
+    """Imbalance ratio with a verdict; class and sample weights; the class mix of one epoch
+    without a sampler, and with a WeightedRandomSampler: expected, one seeded draw, and the
+    range 95% of single epochs fall in.
+
+    With the sampler, the verdict goes by the expected mix: one epoch of a small split is
+    noisy, and that noise is shown, not judged.
+    """
     counts = split_class_counts(data)
     num = len(data.classes)
     labels = data.labels.numpy()
     before = np.bincount(labels[epoch_order(data, settings, None)], minlength=num)
     after = np.bincount(labels[epoch_order(data, settings, "weighted")], minlength=num)
+    drawn = int(after.sum())
+    expected = sampler_shares(data)
+    spread = 1.96 * np.sqrt(expected * (1 - expected) / max(drawn, 1))  # binomial, per class
     weights = class_weights(data).numpy()
     table = pd.DataFrame(
         {
@@ -698,40 +717,50 @@ def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | Non
             "class_weight": weights,
             "sample_weight": weights,  # every sample of a class carries its class's weight
             "epoch_without_sampler": before,
-            "percent_without_sampler": 100 * before / before.sum(),
+            "percent_without_sampler": np.round(100 * before / before.sum(), 3),
+            "expected_percent_with_sampler": np.round(100 * expected, 3),
+            "one_epoch_low_percent": np.round(100 * np.clip(expected - spread, 0, 1), 3),
+            "one_epoch_high_percent": np.round(100 * np.clip(expected + spread, 0, 1), 3),
             "epoch_with_sampler": after,
-            "percent_with_sampler": 100 * after / after.sum(),
+            "percent_with_sampler": np.round(100 * after / drawn, 3),
         }
     )
-    delivered = after if sampler else before
     ratio = imbalance_ratio(counts)
-    delivered_ratio = imbalance_ratio(delivered)
-    share = 100 * delivered / delivered.sum()
+    present = expected > 0
+    delivered_ratio = (
+        float(expected[present].max() / expected[present].min())
+        if sampler
+        else imbalance_ratio(before)
+    )
     facts = {
         "class_counts": counts.tolist(),
         "imbalance_ratio": ratio,
         "class_weights": [round(float(w), 6) for w in weights],
         "sample_weights": f"class_weights[targets]: {len(data):,} values",
-        "epoch_class_counts": delivered.tolist(),
-        "epoch_imbalance_ratio": delivered_ratio,
-        "epoch_class_share_percent": [round(float(p), 2) for p in share],
+        "epoch_class_counts": (after if sampler else before).tolist(),
+        "epoch_class_share_percent": [
+            round(float(p), 2)
+            for p in 100 * (after if sampler else before) / (after if sampler else before).sum()
+        ],
+        "sampler_expected_share_percent": [round(float(p), 2) for p in 100 * expected],
+        "sampler_one_epoch_range_percent": [
+            f"{100 * max(p - d, 0):.1f}-{100 * min(p + d, 1):.1f}"
+            for p, d in zip(expected, spread, strict=True)
+        ],
+        "imbalance_ratio_as_trained": delivered_ratio,
     }
     text = balance_verdict(counts, data.classes)
-    sampled = 100 * after / after.sum()
+    widest = float(spread.max()) * 100
     shares = (
-        f"class shares from {sampled.min():.1f}% to {sampled.max():.1f}% "
-        f"(uniform: {100 / num:.1f}%)"
+        f"expects every class at {100 * expected[present].mean():.1f}% of the draws "
+        f"(one epoch of {drawn:,} varies by up to \u00b1{widest:.1f} points, 95% of epochs; "
+        f"seed {settings.seed} drew {100 * after.min() / drawn:.1f}% to "
+        f"{100 * after.max() / drawn:.1f}%)"
     )
     if sampler:
-        text = (
-            f"The WeightedRandomSampler draws one epoch ({int(after.sum()):,} samples, seed "
-            f"{settings.seed}) with {shares}. The data itself: {text}"
-        )
+        text = f"The WeightedRandomSampler {shares}. The data itself: {text}"
     elif ratio > BALANCED_RATIO:
-        text += (
-            f" With the class weights below, a WeightedRandomSampler (seed {settings.seed}) "
-            f"would draw {shares}."
-        )
+        text += f" With the class weights below, a WeightedRandomSampler {shares}."
     if counts.min() == 0 or delivered_ratio > MILD_RATIO:
         verdict = "fail"
     elif delivered_ratio > BALANCED_RATIO:
@@ -747,6 +776,121 @@ def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | Non
             verdict = "fail" if verdict == "fail" else "warn"
     fix = "" if sampler or verdict == "pass" else _weights_fix(settings)
     return Check("balanced", CHECKS["balanced"], verdict, text, facts, fix, table)
+
+
+# What torchvision's ImageFolder does with the entries Batchscope skips, where that matters.
+# ImageFolder makes a class of every folder (hidden ones too), reads every file with an image
+# extension, follows links (out of the data root, and round a loop), and raises on a class
+# folder without an image file. "fail": the user's script breaks; "differs": it runs, but on
+# other images than Batchscope shows, so indices and classes differ.
+_IN_IMAGEFOLDER = {
+    "cannot be decoded": ("fail", "the DataLoader raises when it reaches it"),
+    "cannot be read": ("fail", "the DataLoader raises when it reaches it"),
+    "not a regular file": ("fail", "the DataLoader raises when it reaches it"),
+    "empty class folder": ("fail", "ImageFolder raises 'Found no valid file' when it is built"),
+    "class folder without a loadable image": ("fail", "the DataLoader raises on its files"),
+    "link to a folder already read": (
+        "fail",
+        "ImageFolder follows the loop, reading the same images again at every level",
+    ),
+    "hidden folder": ("fail", "ImageFolder reads it as a class of its own, or into its class"),
+    "link leads outside the data root": (
+        "differs",
+        "ImageFolder reads it; Batchscope stays inside the data root, so indices differ",
+    ),
+}
+
+
+def _in_imagefolder(path: str, reason: str, image_suffixes: tuple[str, ...]) -> tuple[str, str]:
+    """("fail" or "differs", what happens) for an entry Batchscope skipped; ("", "") when
+    ImageFolder ignores it too."""
+    for start, outcome in _IN_IMAGEFOLDER.items():
+        if reason.startswith(start):
+            return outcome
+    if reason == "hidden file" and Path(path).name.lower().endswith(image_suffixes):
+        return "fail", "ImageFolder reads it as an image ('._' files are macOS metadata)"
+    return "", ""
+
+
+def check_loadable(splits: Sequence[SplitData], root: Path) -> Check:
+    """Every file the user's loader would read loads: for an image folder, what ImageFolder
+    would trip over among the entries Batchscope skipped; for torchvision's files, their checks."""
+    details = [data for data in splits if data.details]
+    if not details:
+        summary = (
+            f"{splits[0].spec.title}'s files passed their checks on loading (sizes and headers, "
+            "or checksums): every image of "
+            + " and ".join(f"{data.split} ({len(data):,})" for data in splits)
+            + " loads."
+        )
+        facts = {f"{data.split}_images": len(data) for data in splits}
+        return Check("loadable", CHECKS["loadable"], "pass", summary, facts)
+    from torchvision.datasets.folder import IMG_EXTENSIONS  # ImageFolder's own list
+
+    rows = []
+    for data in details:
+        for item in data.details["skipped"]:
+            outcome, effect = _in_imagefolder(item["path"], item["reason"], IMG_EXTENSIONS)
+            if outcome:
+                rows.append(
+                    {
+                        "split": data.split,
+                        "path": item["path"],
+                        "reason": item["reason"],
+                        "outcome": outcome,
+                        "in ImageFolder": effect,
+                    }
+                )
+    table = pd.DataFrame(rows, columns=["split", "path", "reason", "outcome", "in ImageFolder"])
+    failing = table[table["outcome"] == "fail"]
+    ignored = sum(len(data.details["skipped"]) for data in details) - len(rows)
+    facts = {
+        "entries_that_break_ImageFolder": len(failing),
+        "entries_ImageFolder_reads_and_Batchscope_skips": len(table) - len(failing),
+        "skipped_entries_ImageFolder_ignores_too": ignored,
+        **{f"{data.split}_images_loaded": len(data) for data in splits},
+    }
+    if table.empty:
+        summary = "Every image file loads: ImageFolder would read the same images shown here" + (
+            f" ({ignored:,} other entries, such as non-image files, it ignores too)."
+            if ignored
+            else "."
+        )
+        return Check("loadable", CHECKS["loadable"], "pass", summary, facts, table=table)
+    shown = failing if len(failing) else table
+    examples = "; ".join(
+        f"{p}: {r}" for p, r in zip(shown["path"][:3], shown["reason"][:3], strict=True)
+    )
+    more = "; ..." if len(shown) > 3 else ""
+    fix = _loadable_fix(root, table["path"].tolist())
+    if len(failing):
+        summary = (
+            f"{len(failing):,} entries would break torchvision's ImageFolder or its DataLoader "
+            f"({examples}{more}). Batchscope skips them, so the pages work, but your training "
+            "script would fail: move them out of the folder."
+        )
+        return Check("loadable", CHECKS["loadable"], "fail", summary, facts, fix, table, "bash")
+    summary = (
+        f"{len(table):,} entries are read by ImageFolder but skipped here ({examples}{more}): "
+        "your DataLoader would see other images, classes and indices than these pages. Copy "
+        "the linked files into the folder, or move the links out."
+    )
+    return Check("loadable", CHECKS["loadable"], "warn", summary, facts, fix, table, "bash")
+
+
+def _loadable_fix(root: Path, paths: list[str]) -> str:
+    """Shell lines that move every listed entry out of the dataset, into one folder beside it."""
+    import shlex
+
+    aside = ".batchscope-set-aside"
+    lines = [
+        "# Move these out of the dataset, where ImageFolder never looks (nothing is deleted):",
+        f"cd {shlex.quote(str(root))}",
+    ]
+    for path in paths:
+        parent = shlex.quote(str(Path(aside) / Path(path).parent))
+        lines.append(f"mkdir -p {parent} && mv {shlex.quote(path)} {parent}/")
+    return "\n".join(lines)
 
 
 def reproduce_code(
@@ -772,7 +916,7 @@ def reproduce_code(
         c, h, w = image_shape
         folder = root / spec.folder if split == "all" else root / spec.folder / split
         lines += [
-            "# ImageFolder fails on the files the Overview lists as skipped: remove them first.",
+            "# ImageFolder fails on what the 'Every file loads' check lists: move that out first.",
             "transform = transforms.Compose([",
             f"    transforms.Resize(({h}, {w})),  # one size for every image",
             *(["    transforms.Grayscale(),  # ImageFolder opens images as RGB"] if c == 1 else []),
@@ -861,6 +1005,7 @@ def checklist(
     path = data_root(root)
     normalized = channel_stats(train)
     checks = (
+        check_loadable((train, test), path),
         check_numerical(data, settings),
         check_scaled(pixels.min, pixels.max, round(pixels.min * 255), round(pixels.max * 255)),
         check_normalized(normalized),

@@ -127,11 +127,14 @@ def _check_root(root: Path, *, create: bool) -> None:
         )
 
 
-def _missing_message(spec: DatasetSpec, folder: Path, missing: list[str]) -> str:
+def _missing_message(spec: DatasetSpec, root: Path, missing: list[str]) -> str:
+    folder = root / spec.folder
     return (
         f"{spec.title} is not on disk: {', '.join(missing)} missing from {folder}. "
-        f"Run `python -m datalib download {spec.name} --root {folder.parent.parent}` on a machine "
-        f"with internet, or copy the files ({', '.join(spec.raw_files())}) into {folder}."
+        f"If the files are on this machine already, set DATALIB_ROOT to the folder that holds "
+        f"{spec.folder}/ (the data root is now {root}). Otherwise run `python -m datalib "
+        f"download {spec.name} --root {root}` on a machine with internet, or copy the files "
+        f"({', '.join(spec.raw_files())}) into {folder}."
     )
 
 
@@ -173,7 +176,7 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
     except OSError as e:
         raise DownloadFailed(
             f"Cannot write to {folder.parent} ({e.strerror}), so {spec.title} cannot be "
-            f"downloaded there. {_missing_message(spec, folder, missing_files(name, root_path))}"
+            f"downloaded there. {_missing_message(spec, root_path, missing_files(name, root_path))}"
         ) from None
     with _file_lock(lock_path):
         if not missing_files(name, root_path):  # another process finished it meanwhile
@@ -188,7 +191,7 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
                 reason = lines[0] if len(lines) == 1 else f"{lines[0]} last error: {lines[-1]}"
                 raise DownloadFailed(
                     f"Downloading {spec.title} failed: {reason}. "
-                    + _missing_message(spec, folder, missing_files(name, root_path))
+                    + _missing_message(spec, root_path, missing_files(name, root_path))
                 ) from None
             fetched = Path(tmp) / spec.folder
             if spec.file_format == "idx":  # torchvision checked pickles' md5s itself
@@ -264,7 +267,7 @@ def _load_uncached(spec: DatasetSpec, split: str, root: Path, download_missing: 
     if missing:
         if not download_missing:
             _check_root(root, create=False)
-            raise DatasetMissing(_missing_message(spec, folder, missing))
+            raise DatasetMissing(_missing_message(spec, root, missing))
         download(spec.name, root)
     _check_root(root, create=False)
     if spec.file_format == "idx":

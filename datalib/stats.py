@@ -174,7 +174,7 @@ def class_table(splits: list[SplitData]) -> pd.DataFrame:
                     "label": label,
                     "class": name,
                     "count": int(count),
-                    "percent": 100.0 * count / counts.sum(),
+                    "percent": round(100.0 * count / counts.sum(), 3),
                 }
             )
     return pd.DataFrame(rows)

@@ -1,5 +1,6 @@
 """Class balance: class counts of train and test side by side, a verdict, and samples."""
 
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
@@ -57,20 +58,32 @@ figure.update_traces(
 )
 
 
-def choose_clicked_class() -> None:
-    """A click on a bar chooses its class for the samples below."""
-    points = st.session_state["balance"].selection.points
+def choose_clicked_bar() -> None:
+    """A click on a bar chooses its class, and its split, for the samples below."""
+    points = st.session_state[chart_key].selection.points
     if points:
-        st.session_state["cls"] = view.data.classes[int(points[0]["customdata"][3])]
+        split, _, _, label = points[0]["customdata"]
+        st.session_state["cls"] = view.data.classes[int(label)]
+        st.session_state["samples_from"] = split
 
 
+# A new key draws the chart afresh: the way to clear a selection Plotly keeps (faded bars).
+chart_key = f"balance_{st.session_state.get('_balance_chart', 0)}"
 ui.chart(
     figure,
-    key="balance",
+    key=chart_key,
     name=ui.export_name(spec, [d.split for d in splits], "class-balance"),
     table=table,
-    on_select=choose_clicked_class,
+    on_select=choose_clicked_bar,
 )
+if st.session_state.get(chart_key) and st.session_state[chart_key].selection.points:
+
+    def clear_selection() -> None:
+        st.session_state["_balance_chart"] = st.session_state.get("_balance_chart", 0) + 1
+
+    st.button(
+        "Clear the selection", icon=":material/deselect:", on_click=clear_selection, key="unselect"
+    )
 
 for data, column in zip(splits, st.columns(len(splits)), strict=True):
     counts = datalib.split_class_counts(data)
@@ -79,12 +92,24 @@ for data, column in zip(splits, st.columns(len(splits)), strict=True):
     column.caption(datalib.balance_verdict(counts, data.classes))
 
 st.subheader("Samples of one class", anchor=False)
-label = ui.class_picker(view.data, allow_all=False, label="Class (or click a bar)")
-with ui.user_errors():
-    members = datalib.class_indices(view.data, label)
+by_split = {data.split: data for data in splits}
+pick_class, pick_split = st.columns([2, 1], vertical_alignment="bottom")
+with pick_class:
+    label = ui.class_picker(view.data, allow_all=False, label="Class (or click a bar)")
+source = pick_split.segmented_control(
+    "From", list(by_split), default=view.data.split, required=True, key="samples_from", bind=ui.URL
+)
+samples = by_split[source]
+name = view.data.classes[label]
+with ui.user_errors():  # a folder's splits number their classes each on their own: by name
+    members = (
+        datalib.class_indices(samples, samples.classes.index(name))
+        if name in samples.classes
+        else np.zeros(0, dtype=np.int64)
+    )
 shown = members[:SAMPLES]
 st.caption(
-    ui.count_caption(len(shown), len(members), f"images of class {view.data.classes[label]}")
-    + f" The first ones in {view.title}; caption: #index."
+    ui.count_caption(len(shown), len(members), f"images of class {name}")
+    + f" The first ones in {spec.title} {source}; caption: #index."
 )
-ui.pixel_grid(view.data, shown, [f"#{i}" for i in shown], size=70)
+ui.pixel_grid(samples, shown, [f"#{i}" for i in shown], key="samples", size=70)

@@ -28,13 +28,16 @@ labels = batch.labels.tolist()
 shown = min(len(indices), MAX_SHOWN)
 st.subheader(f"Batch {k:,} of {loader.num_batches(len(data)):,}", anchor=False)
 st.caption(
-    ui.count_caption(shown, len(indices), f"images in batch {k}") + " Caption: label (#index)."
+    ui.count_caption(shown, len(indices), f"images in batch {k}")
+    + " Caption: label (#index); click an image to open it large."
 )
 ui.pixel_grid(
     data,
     indices[:shown],
     [f"{label} (#{index})" for label, index in zip(labels, indices, strict=True)][:shown],
+    key="batch_images",
     size=112 if shown <= 16 else 84,
+    on_click=lambda index: ui.open_image(data.split, index),
 )
 
 tensors, histogram = st.columns([1, 1])
@@ -42,7 +45,7 @@ with tensors:
     st.markdown("**The tensors the model receives**")
     st.table({"fact": list(batch.describe()), "value": list(batch.describe().values())})
     st.markdown("**labels**")
-    st.code(repr(batch.labels), language="python", wrap_lines=True)
+    st.code(datalib.tensor_text(batch.labels), language="python")
 with histogram:
     counts = datalib.class_counts(batch.labels, len(data.classes))
     figure = px.bar(

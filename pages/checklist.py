@@ -2,6 +2,7 @@
 checks before training, and the code that rebuilds this loader."""
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 import datalib
@@ -112,43 +113,65 @@ def show_split(check: datalib.checks.Check) -> None:
                         f"{split} #{i}: {n}"
                         for i, n in zip(part["index"], part["label"], strict=True)
                     ],
+                    key=f"duplicates_{number}_{split}",
                     size=70,
+                    room=300 if len(parts) > 1 else 960,
+                    on_click=lambda index, split=split: ui.open_image(split, index),
                 )
 
 
 def show_balanced(check: datalib.checks.Check) -> None:
-    """Class mix of one epoch without and with the sampler, and the weights behind it."""
+    """Class mix of one epoch without and with the sampler (expected, and the range one epoch
+    falls in), and the weights behind it."""
     table = check.table
-    mix = table.melt(
-        id_vars=["class"],
-        value_vars=["percent_without_sampler", "percent_with_sampler"],
-        var_name="loader",
-        value_name="percent",
+    seed = view.loader.seed
+    figure = go.Figure(
+        [
+            go.Bar(
+                x=table["class"],
+                y=table["percent_without_sampler"],
+                name=f"shuffle={view.loader.shuffle}, no sampler: one epoch",
+                marker_color=ui.COLORS[0],
+            ),
+            go.Bar(
+                x=table["class"],
+                y=table["expected_percent_with_sampler"],
+                name="WeightedRandomSampler: expected (bar: 95% of epochs)",
+                marker_color=ui.COLORS[1],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": table["one_epoch_high_percent"]
+                    - table["expected_percent_with_sampler"],
+                    "arrayminus": table["expected_percent_with_sampler"]
+                    - table["one_epoch_low_percent"],
+                    "color": "#555",
+                },
+            ),
+            go.Bar(
+                x=table["class"],
+                y=table["percent_with_sampler"],
+                name=f"WeightedRandomSampler: the epoch seed {seed} draws",
+                marker_color=ui.COLORS[4],
+            ),
+            go.Scatter(  # the uniform line's legend entry; the line itself spans the chart
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=f"uniform: {100 / len(table):.1f}%",
+                line={"color": "#888", "dash": "dot"},
+            ),
+        ]
     )
-    mix["loader"] = mix["loader"].map(
-        {
-            "percent_without_sampler": f"shuffle={view.loader.shuffle}, no sampler",
-            "percent_with_sampler": "WeightedRandomSampler",
-        }
-    )
-    figure = px.bar(
-        mix,
-        x="class",
-        y="percent",
-        color="loader",
+    figure.add_hline(y=100 / len(table), line_dash="dot", line_color="#888")
+    figure.update_layout(
         barmode="group",
-        color_discrete_sequence=ui.COLORS,
-        labels={"percent": "% of the epoch's samples"},
         title=(
-            f"{view.title}: class mix of one epoch of batches, without and with a "
-            f"WeightedRandomSampler (seed {view.loader.seed}, n={int(table['count'].sum()):,})"
+            f"{view.title}: class mix of one epoch, without and with a WeightedRandomSampler "
+            f"(seed {seed}, n={int(table['count'].sum()):,})"
         ),
-    )
-    figure.add_hline(
-        y=100 / len(table),
-        line_dash="dot",
-        annotation_text=f"uniform {100 / len(table):.1f}%",
-        annotation_position="top left",
+        xaxis_title="class",
+        yaxis_title="% of the epoch's samples",
     )
     ui.chart(
         figure,
@@ -157,17 +180,41 @@ def show_balanced(check: datalib.checks.Check) -> None:
         table=table,
     )
     st.dataframe(
-        table[["class", "count", "class_weight", "epoch_without_sampler", "epoch_with_sampler"]],
+        table[
+            [
+                "class",
+                "count",
+                "class_weight",
+                "epoch_without_sampler",
+                "expected_percent_with_sampler",
+                "one_epoch_low_percent",
+                "one_epoch_high_percent",
+                "epoch_with_sampler",
+            ]
+        ],
         hide_index=True,
         column_config={"class_weight": st.column_config.NumberColumn(format="%.4f")},
     )
     st.caption(
         "class_weight = n / (C * count): pass it to `CrossEntropyLoss(weight=...)`, or give each "
-        "sample its class's weight in a `WeightedRandomSampler` (one or the other, not both)."
+        "sample its class's weight in a `WeightedRandomSampler` (one or the other, not both). "
+        "The sampler draws with replacement, so one epoch's mix scatters around the expected "
+        "one; the verdict goes by the expected mix."
     )
 
 
-EXTRAS = {"shuffled": show_shuffled, "split": show_split, "balanced": show_balanced}
+def show_loadable(check: datalib.checks.Check) -> None:
+    """The entries that would break the user's ImageFolder, each with what it would do."""
+    if check.table is not None and not check.table.empty:
+        st.dataframe(check.table, hide_index=True, width="stretch")
+
+
+EXTRAS = {
+    "loadable": show_loadable,
+    "shuffled": show_shuffled,
+    "split": show_split,
+    "balanced": show_balanced,
+}
 
 for check in result.checks:
     with st.container(border=True):
@@ -182,7 +229,7 @@ for check in result.checks:
             st.dataframe(check.evidence_table(), hide_index=True, width="stretch")
         if check.fix:
             st.markdown("**Fix**")
-            st.code(check.fix, language="python")
+            st.code(check.fix, language=check.fix_language)
 
 st.subheader("Reproduce in code", anchor=False)
 st.caption(

@@ -69,7 +69,13 @@ values = np.arange(256) / factor
 traces = {"R": channels[0], "G": channels[1], "B": channels[2]} if channels else {"all": stats}
 histogram = pd.DataFrame(
     [
-        {"channel": name, "raw": v, "scaled": v / 255, "value": values[v], "pixels": int(n)}
+        {
+            "channel": name,
+            "raw": v,
+            "scaled": round(v / 255, 4),
+            "value": values[v],
+            "pixels": int(n),
+        }
         for name, part in traces.items()
         for v, n in enumerate(part.counts)
     ]
@@ -90,6 +96,8 @@ figure.update_traces(
     hovertemplate="value %{x}<br>%{y:,} pixels<extra></extra>", marker_line_width=0
 )
 figure.update_layout(bargap=0, showlegend=bool(channels))
+if log_y:  # ticks at powers of ten only: minor digits (2, 5) read like counts
+    figure.update_yaxes(dtick=1, exponentformat="SI")
 ui.chart(
     figure,
     key="histogram",
@@ -106,9 +114,22 @@ if channels:
     )
 
 if scope == "Whole split":
-    st.markdown(
-        "To normalise with these statistics, paste:"
-        if data.split == "train"
-        else "These are the test split's statistics; normalise with the **train** split's:"
-    )
-    st.code(datalib.checks.normalize_line(channels or (stats,)), language="python")
+    # Normalize with the training split's statistics, whichever split is shown: test data is
+    # scaled as the model was trained, never by its own figures.
+    with ui.user_errors():
+        names = datalib.splits_of(data.spec.name)
+        source = (
+            data
+            if data.split == "train" or "train" not in names
+            else ui.load(data.spec.name, "train")
+        )
+        train_stats = datalib.checks.channel_stats(source)
+    if source is data:
+        st.markdown("To normalise with these statistics, paste:")
+    else:
+        st.markdown(
+            f"These are the {data.split} split's statistics (mean "
+            + ", ".join(f"{s.mean:.4f}" for s in (channels or (stats,)))
+            + "). Normalise every split with the **train** split's, as the model was trained:"
+        )
+    st.code(datalib.checks.normalize_line(train_stats), language="python")

@@ -10,7 +10,7 @@ import streamlit as st
 import datalib
 import ui
 
-PER_PAGE = 60
+PER_PAGE = ui.GALLERY_PAGE
 
 view = ui.sidebar()
 data = view.data
@@ -27,10 +27,22 @@ with gallery:
         st.session_state["page"] = 1
     page = st.pagination(pages, key="page", bind=ui.URL, max_visible_pages=7)
     shown = members[(page - 1) * PER_PAGE : page * PER_PAGE]
+    # The large image follows the gallery: a new class or page opens its first image (a link
+    # that names an image keeps it: the gallery it opened on is not a change).
+    gallery_view = (view.title, label, page)
+    keep = st.session_state.pop("_keep_image", False)  # opened from another page's grid
+    if (
+        st.session_state.get("_gallery_view", gallery_view) != gallery_view
+        and len(shown)
+        and not keep
+    ):
+        st.session_state["image"] = int(shown[0])
+    st.session_state["_gallery_view"] = gallery_view
     what = "images" if label is None else f"images of class {data.classes[label]}"
     st.caption(
         ui.count_caption(len(shown), len(members), f"{what} in {view.title}")
         + f" Page {page:,} of {pages:,}; caption: {'class ' if label is None else ''}(#index)."
+        + " Click an image to open it large."
     )
     if label is None:
         captions = [
@@ -38,7 +50,21 @@ with gallery:
         ]
     else:
         captions = [f"#{i}" for i in shown]
-    ui.pixel_grid(data, shown, captions, size=64)
+
+    def open_large(index: int) -> None:
+        """A click on a gallery image opens it as "One image" (and in the URL)."""
+        st.session_state["image"] = index
+
+    ui.pixel_grid(
+        data,
+        shown,
+        captions,
+        key="gallery",
+        size=64,
+        room=560,
+        on_click=open_large,
+        current=st.session_state.get("image"),
+    )
 
 with single:
     st.subheader("One image", anchor=False)

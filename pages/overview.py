@@ -28,6 +28,8 @@ ui.pixel_grid(
     view.data,
     [int(members[c][0]) for c in shown],
     [f"{view.data.classes[c]} (#{members[c][0]})" for c in shown],
+    key="examples",
+    on_click=lambda index: ui.open_image(view.data.split, index),
 )
 if len(shown) < len(members):
     missing = [view.data.classes[c] for c in range(len(members)) if c not in shown]
@@ -57,7 +59,5 @@ if view.data.details:  # an image folder: what was read, skipped and changed
         st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
 
 st.subheader("What to look at", anchor=False)
-st.page_link("pages/batches.py", label="Batches: exactly what a DataLoader yields at step k")
-st.page_link("pages/images.py", label="Images: a gallery per class and each pixel's value")
-st.page_link("pages/histograms.py", label="Histograms: are the pixels scaled? mean and std")
-st.page_link("pages/balance.py", label="Class balance: train and test side by side")
+for page in ui.PAGES[1:]:
+    st.page_link(page.file, label=f"{page.title}: {page.answers}", icon=page.icon)

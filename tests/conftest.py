@@ -154,3 +154,21 @@ def open_page(root: Path, monkeypatch, page_file: str = "overview", **params: st
     app.switch_page(f"pages/{page_file}.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
+
+
+def image_grids(app: AppTest) -> dict[str, list[dict]]:
+    """The image grids a page drew (ui.pixel_grid), by key: each tile's caption and index."""
+    import json
+
+    grids = {}
+    for node in app.get("bidi_component"):
+        if node.proto.component_name == "batchscope_image_grid":
+            grids[node.key] = json.loads(node.proto.json)["tiles"]
+    return grids
+
+
+def grid_captions(app: AppTest, key: str | None = None) -> list[str]:
+    """The captions of one grid (or of every grid, in page order) as a user reads them."""
+    grids = image_grids(app)
+    chosen = [grids[key]] if key else list(grids.values())
+    return [tile["caption"] for tiles in chosen for tile in tiles]

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import open_page
+import datalib
+import ui
+from tests.conftest import grid_captions, image_grids, open_page
 
 PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
 
@@ -86,15 +88,14 @@ def test_batch_size_changes_the_tensors(real_root, monkeypatch):
 def test_images_class_filter_changes_the_gallery(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "images")
     assert "Showing 60 of 60,000 images in MNIST train" in texts(app)
-    gallery = app.get("image")[0].proto.imgs
-    assert [image.caption for image in gallery[:3]] == [
+    assert grid_captions(app, "gallery")[:3] == [
         "5 - five (#0)",
         "0 - zero (#1)",
         "4 - four (#2)",
     ]
     app.selectbox(key="cls").set_value("3 - three").run()
     assert "Showing 60 of 6,131 images of class 3 - three" in texts(app)
-    assert app.get("image")[0].proto.imgs[0].caption == "#7"  # the first 3 in MNIST train
+    assert grid_captions(app, "gallery")[0] == "#7"  # the first 3 in MNIST train
     app.number_input(key="image").set_value(7).run()
     assert "**#7** in MNIST train, label **3 - three**" in texts(app)
     heatmap = charts(app)[0]["data"][0]
@@ -142,3 +143,118 @@ def test_balance_counts_percent_and_samples(real_root, monkeypatch):
     assert "Balanced: largest class 1 - one (6,742) / smallest 5 - five (5,421)" in texts(app)
     app.selectbox(key="cls").set_value("5 - five").run()
     assert "Showing 40 of 5,421 images of class 5 - five" in texts(app)
+
+
+def test_test_split_histogram_prints_the_train_normalize_line(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "histograms", split="test")
+    assert [m.value for m in app.metric][3:] == ["0.1325", "0.3105"]  # test's own figures
+    line = next(c.value for c in app.code if "Normalize" in c.value)
+    assert line == "transforms.Normalize((0.1307,), (0.3081,))"  # the train split's
+    assert "**train** split's" in texts(app)
+
+
+def test_log_histogram_ticks_only_powers_of_ten(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "histograms")
+    yaxis = charts(app)[0]["layout"]["yaxis"]
+    assert yaxis["type"] == "log" and yaxis["dtick"] == 1
+    app.toggle(key="log_y").set_value(False).run()
+    assert "dtick" not in charts(app)[0]["layout"]["yaxis"]
+
+
+def test_the_large_image_follows_the_gallery(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "images")
+    assert app.number_input(key="image").value == 0
+    app.selectbox(key="cls").set_value("3 - three").run()
+    assert app.number_input(key="image").value == 7  # the first 3, shown first in the gallery
+    assert "**#7** in MNIST train, label **3 - three**" in texts(app)
+    app.session_state["page"] = 2  # AppTest has no pagination widget: as a click would set it
+    app.run()
+    first = int(grid_captions(app, "gallery")[0].lstrip("#"))
+    assert app.number_input(key="image").value == first != 7
+    tiles = image_grids(app)["gallery"]
+    assert [t["key"] for t in tiles][:1] == [first]
+
+
+def test_a_link_to_an_image_keeps_it(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "images", cls="7 - seven", image="15")
+    assert app.number_input(key="image").value == 15
+
+
+def test_batch_buttons_stop_at_the_ends(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "batches", split="test", batch_size="1000")
+    buttons = {b.label: b for b in app.button}
+    assert buttons["Prev"].disabled and not buttons["Next"].disabled
+    app.number_input(key="batch").set_value(9).run()
+    buttons = {b.label: b for b in app.button}
+    assert buttons["Next"].disabled and not buttons["Prev"].disabled
+
+
+def test_a_new_batch_size_keeps_the_place_in_the_epoch_and_says_so(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "batches", batch="100")
+    app.number_input(key="batch_size").set_value(20).run()
+    assert app.number_input(key="batch").value == 50
+    note = app.info[0].value
+    assert "batch_size 10 \u2192 20: batch 100 is now batch 50" in note
+    assert "from sample 1,000 of 60,000" in note
+    app.segmented_control(key="split").set_value("test").run()
+    assert app.number_input(key="batch").value == 50
+    assert "MNIST test: batch 50" in app.info[0].value
+    app.number_input(key="batch_size").set_value(1000).run()
+    assert app.number_input(key="batch").value == 1  # samples 1,000-1,019 are in batch 1
+    app.number_input(key="batch").set_value(9).run()
+    assert not app.info  # a move the user made says nothing
+    app.segmented_control(key="split").set_value("train").run()
+    assert app.number_input(key="batch").value == 9
+
+
+def test_the_labels_tensor_prints_in_even_lines(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "batches", batch_size="64")
+    labels = next(c for c in app.code if c.value.startswith("tensor("))
+    lines = labels.value.splitlines()
+    assert len(lines) == 6 and {line.count(",") for line in lines[:-1]} == {12}  # 12 a line
+    assert max(len(line) for line in lines) <= 44  # fits the half-width column
+    assert all(line.startswith(" " * 8) and not line.startswith(" " * 9) for line in lines[1:])
+    assert not labels.proto.wrap_lines
+
+
+def test_overview_links_every_other_page(tiny_root, monkeypatch):
+    app = open_page(tiny_root, monkeypatch, "overview")
+    links = [link.proto.page for link in app.get("page_link")]
+    assert links == ["batches", "images", "histograms", "balance", "checklist"]
+    labels = [link.proto.label for link in app.get("page_link")]
+    assert labels[-1].startswith("Readiness checklist: ")
+
+
+def test_grids_fill_their_rows(real_root, monkeypatch):
+    app = open_page(real_root, monkeypatch, "balance")
+    samples = next(
+        json.loads(n.proto.json) for n in app.get("bidi_component") if n.key == "samples"
+    )
+    assert len(samples["tiles"]) == 40 and 40 % samples["columns"] == 0
+    assert ui.grid_columns(40, 70) == 10
+    assert ui.grid_columns(60, 64, room=560) in (6, 10)  # full rows, as many as fit
+    assert ui.grid_columns(7, 84) == 7
+    assert 128 % ui.grid_columns(128, 84) == 0 or ui.grid_columns(128, 84) == 11
+
+
+def test_charts_hover_in_readable_colours_and_keep_the_toolbar_off_the_title(
+    real_root, monkeypatch
+):
+    app = open_page(real_root, monkeypatch, "images")
+    layout = charts(app)[0]["layout"]
+    assert layout["hoverlabel"]["bgcolor"] == "white"
+    assert layout["hoverlabel"]["font"]["color"] == "#262730"
+    assert layout["modebar"]["orientation"] == "v"
+
+
+def test_class_table_percents_are_rounded_for_the_csv(tiny_root):
+    table = datalib.class_table([datalib.load("mnist", "train", tiny_root)])
+    assert table["percent"].tolist()[:2] == [25.0, 8.333]
+
+
+def test_a_missing_dataset_says_to_set_the_data_root(tmp_path, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
+    app = open_page(tmp_path, monkeypatch, "overview")
+    message = app.error[0].value
+    assert "set DATALIB_ROOT to the folder that holds MNIST/raw/" in message
+    assert f"the data root is now {tmp_path}" in message

@@ -112,3 +112,45 @@ def test_an_imbalanced_folder_gets_weights_that_balance_its_batches(imbalanced_f
         exec(weighted.code, {})  # noqa: S102 - running the shown code is the point
     counts = json.loads(printed.getvalue())
     assert counts == weighted["balanced"].table["epoch_with_sampler"].tolist()
+
+
+def test_the_checklist_fails_on_files_imagefolder_cannot_read(folder_root, monkeypatch):  # noqa: F811
+    """pets/train has an empty class folder, undecodable files, a hidden folder and a hidden
+    image: torchvision's ImageFolder (or its DataLoader) fails on them, so the check does, and
+    its fix, run as shown, leaves a folder ImageFolder reads end to end."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    train = folder_root / "pets" / "train"
+    with pytest.raises(FileNotFoundError, match="fox"):  # what a user's script would hit
+        datasets.ImageFolder(str(train))
+
+    app = open_page(folder_root, monkeypatch, "checklist", dataset="folder:pets")
+    summary = "\n".join(m.value for m in app.markdown)
+    assert "**Every file loads**" in summary
+    check = checklist("folder:pets", "train", root=folder_root)["loadable"]
+    assert check.verdict == "fail"
+    listed = set(check.table["path"])
+    failing = set(check.table["path"][check.table["outcome"] == "fail"])
+    assert failing == {
+        "pets/train/.ipynb_checkpoints",
+        "pets/train/cat/.c3.png",
+        "pets/train/cat/again",
+        "pets/train/dog/d3.png",
+        "pets/train/dog/d4.png",
+        "pets/train/fox",
+    }
+    # Links out of the root: ImageFolder reads them, Batchscope does not; listed, not failing.
+    assert listed - failing == {"pets/train/cat/escape.png", "pets/train/wolf"}
+    assert "pets/train/cat/notes.txt" not in listed  # ImageFolder ignores it too
+    shown = [f.value for f in app.dataframe]
+    assert any("pets/train/dog/d4.png" in set(frame["path"]) for frame in shown if "path" in frame)
+    fixes = [c.value for c in app.code if c.language == "bash"]
+    assert fixes and "mv " in fixes[0]
+
+    subprocess.run(["bash", "-c", check.fix], check=True)
+    dataset = datasets.ImageFolder(
+        str(train), transform=transforms.Compose([transforms.Resize((8, 8)), transforms.ToTensor()])
+    )
+    assert dataset.classes == ["cat", "dog"]
+    assert sum(len(labels) for _, labels in DataLoader(dataset, batch_size=4)) == 7

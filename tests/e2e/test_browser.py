@@ -81,8 +81,11 @@ def code_text(page, starts: str) -> str:
     return block.first.inner_text()
 
 
-def gallery_sources(page) -> list[str]:
-    return page.locator("[data-testid=stImage] img").evaluate_all("els => els.map(e => e.src)")
+def gallery_sources(page, grid: str) -> list[str]:
+    """The image sources of one image grid (ui.pixel_grid, by its key)."""
+    images = page.locator(f".st-key-{grid} figure img")
+    images.first.wait_for()
+    return images.evaluate_all("els => els.map(e => e.src)")
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -97,12 +100,12 @@ def test_every_page_loads_without_error(page, server, name):
 
 def test_next_batch_changes_images_and_labels(page, server):
     open_view(page, server + "/batches", "Batches")
-    labels, images = code_text(page, "tensor("), gallery_sources(page)
+    labels, images = code_text(page, "tensor("), gallery_sources(page, "batch_images")
     page.get_by_role("button", name="Next").click()
     page.get_by_text("Batch 1 of 6,000").wait_for()
     settle(page)
     assert code_text(page, "tensor(") != labels
-    assert gallery_sources(page) != images
+    assert gallery_sources(page, "batch_images") != images
     assert "batch=1" in page.url
     assert_no_error(page)
 
@@ -117,13 +120,13 @@ def test_sidebar_shuffle_off_gives_the_dataset_order(page, server):
 
 def test_choosing_a_class_changes_the_gallery(page, server):
     open_view(page, server + "/images", "Images")
-    before = gallery_sources(page)
+    before = gallery_sources(page, "gallery")
     page.get_by_text("Showing 60 of 60,000 images in MNIST train").wait_for()
     page.locator("[data-testid=stSelectbox]").filter(has_text="Class").click()
     page.get_by_role("option", name="3 - three").click()
     page.get_by_text("Showing 60 of 6,131 images of class 3 - three").wait_for()
     settle(page)
-    assert gallery_sources(page) != before
+    assert gallery_sources(page, "gallery") != before
     assert "cls=3" in page.url
 
 
@@ -183,8 +186,7 @@ def test_copied_link_reopens_the_view_in_a_new_browser(page, server, browser):
         page.get_by_text(f"Batch {shown} of 1,000").wait_for()
     settle(page)
     labels = code_text(page, "tensor(")
-    page.get_by_role("button", name="Copy link").click()
-    link = page.locator("[data-testid=stPopoverBody] [data-testid=stCode] code").inner_text()
+    link = page.locator(".st-key-share input").input_value()
     assert link.startswith(server + "/batches?")
     assert re.search(r"split=test", link) and re.search(r"batch=2", link)
 
@@ -244,3 +246,55 @@ def test_a_server_restart_brings_the_view_back(browser, real_root, tmp_path):
             assert_no_error(page)
     finally:
         context.close()
+
+
+def test_clicking_a_gallery_image_opens_it_large(page, server):
+    open_view(page, server + "/images", "Images")
+    page.locator(".st-key-gallery figure").nth(7).click()  # #7, a 3
+    page.get_by_text("#7 in MNIST train, label 3 - three").wait_for()
+    settle(page)
+    assert "image=7" in page.url
+    assert (
+        page.locator(".st-key-gallery figure.current figcaption").inner_text() == "3 - three (#7)"
+    )
+    screenshot(page, "images-clicked")
+
+
+def test_clicking_a_batch_image_opens_it_on_the_images_page(page, server):
+    open_view(page, server + "/batches?split=test&shuffle=false", "Batches")
+    page.locator(".st-key-batch_images figure").nth(3).click()
+    page.get_by_role("heading", name="Images", exact=True).wait_for()
+    page.get_by_text("#3 in MNIST test").wait_for()
+    settle(page)
+    assert "image=3" in page.url and "split=test" in page.url
+
+
+def test_copy_link_puts_the_link_on_the_clipboard(page, server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_view(page, server + "/batches?batch=4", "Batches")
+    shown = page.locator(".st-key-share input").input_value()
+    assert shown.startswith(server + "/batches?") and "batch=4" in shown
+    page.locator(".st-key-share button").click()
+    page.locator(".st-key-share").get_by_text("Copied to the clipboard.").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == shown
+
+
+def test_clicking_a_test_bar_shows_test_samples_and_the_selection_clears(page, server):
+    open_view(page, server + "/balance", "Class balance")
+    wait_for_chart(page)
+    # The test trace's bar for class 3: Plotly draws one path per bar, trace by trace.
+    bar = page.locator(".js-plotly-plot .trace.bars").nth(1).locator("path").nth(3).bounding_box()
+    page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # Plotly's layer
+    page.get_by_text("Showing 40 of 1,010 images of class 3 - three").wait_for()
+    settle(page)
+    assert page.get_by_text("The first ones in MNIST test").is_visible()
+    assert "samples_from=test" in page.url
+    faded = "el => [...el.querySelectorAll('.trace.bars path')].some(p => +getComputedStyle(p).opacity < 1)"
+    assert page.locator(".js-plotly-plot").first.evaluate(faded)
+    screenshot(page, "balance-clicked-test")
+    page.get_by_role("button", name="Clear the selection").click()
+    settle(page)
+    wait_for_chart(page)
+    assert not page.locator(".js-plotly-plot").first.evaluate(faded)
+    assert page.get_by_role("button", name="Clear the selection").count() == 0
+    assert page.get_by_text("The first ones in MNIST test").is_visible()  # the samples stay
