@@ -36,11 +36,11 @@ RUN grep -E '^(torch|torchvision)==' requirements.txt > /tmp/torch-requirements.
 RUN groupadd --system --gid 10001 batchscope \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --create-home \
         --home-dir /home/batchscope --shell /usr/sbin/nologin batchscope \
-    && install -d -o 10001 -g 10001 -m 0755 /data
-# numba caches the compiled pixel histogram in a folder it can write; /app is read-only to the
-# app and the container's root file system may be too, so /tmp (a tmpfs under --read-only).
+    && install -d -o 10001 -g 10001 -m 0755 /data /cache
+# Each dataset's per-sample index lives in BATCHSCOPE_CACHE, a volume of its own: the data
+# volume can stay read-only, and the index outlives the container (README, "The index").
 ENV DATALIB_ROOT=/data \
-    NUMBA_CACHE_DIR=/tmp/numba-cache
+    BATCHSCOPE_CACHE=/cache
 
 COPY datalib/ datalib/
 USER 10001:10001
@@ -48,7 +48,7 @@ USER 10001:10001
 # BAKE_DATASETS=mnist. Docker copies them into a new named volume on its first use.
 ARG BAKE_DATASETS=""
 RUN for name in $BAKE_DATASETS; do python -m datalib download "$name" || exit 1; done
-VOLUME ["/data"]
+VOLUME ["/data", "/cache"]
 
 COPY .streamlit/config.toml .streamlit/config.toml
 COPY app.py ui.py ./

@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,20 +116,68 @@ def user_errors() -> Iterator[None]:
 
 
 def load(name: str, split: str) -> datalib.SplitData:
-    """A dataset split, loaded once per process (datalib caches it) behind a spinner; a
-    folder's images show a progress bar while they are decoded."""
-    bar = None
+    """A dataset split from its index. Without one, this starts the dataset's scan (one for
+    the whole server, in the background), waits a moment for a small dataset to finish, and
+    otherwise shows the scan's progress and stops the page: it reruns when the scan is done.
+    """
+    with user_errors():
+        data = datalib.opened(name, split)
+        if data is not None:
+            return data
+        tried = st.session_state.setdefault("_scans_started", set())
+        state = datalib.scan_state(name)
+        if name not in tried or (not state.running and state.error is None):
+            tried.add(name)
+            datalib.start_scan(name, download=bool(datalib.missing_files(name)))
+        deadline = time.monotonic() + SCAN_WAIT
+        while time.monotonic() < deadline:
+            data = datalib.opened(name, split)
+            if data is not None:
+                return data
+            state = datalib.scan_state(name)
+            if not state.running and state.error:
+                break
+            time.sleep(0.1)
+    scan_progress(name)
+    st.stop()
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        bar = bar or st.progress(0.0)
-        bar.progress(done / max(total, 1), text=f"Decoding {name} {split}: {done:,} of {total:,}")
 
-    with user_errors(), st.spinner(f"Loading {name} {split}..."):
-        data = datalib.load(name, split, progress=progress)
-    if bar is not None:
-        bar.empty()
-    return data
+# Seconds a page waits for a new scan before it shows its progress instead (the tests wait
+# longer: BATCHSCOPE_SCAN_WAIT).
+SCAN_WAIT = float(os.environ.get("BATCHSCOPE_SCAN_WAIT", "2"))
+
+
+@st.fragment(run_every=1.0)
+def scan_progress(name: str) -> None:
+    """How the dataset's scan is going, redrawn every second; the page reruns when it is done,
+    and a failed scan shows why, with a button to try again."""
+    state = datalib.scan_state(name)
+    title = datalib.dataset_spec(name).title
+    if not state.running and state.error:
+        st.error(state.error, icon=":material/error:")
+        if st.button("Try again", icon=":material/refresh:", key="scan_again"):
+            datalib.start_scan(name, download=bool(datalib.missing_files(name)))
+            st.rerun()
+        return
+    if not state.running and state.state == "done":
+        st.rerun(scope="app")
+    if datalib.missing_files(name):
+        what = "Downloading"
+    else:
+        what = "Listing the files of" if state.state == "listing" else "Scanning"
+    detail = (
+        f"{state.done:,} of {state.total:,} images, {state.images_per_s:,.0f} images/s"
+        + (f", about {state.eta_s:.0f} s left" if state.eta_s is not None else "")
+        if state.total
+        else "starting"
+    )
+    st.subheader(f"{what} {title}", anchor=False)
+    st.progress(state.fraction, text=detail)
+    st.caption(
+        "Each dataset is read once into an index that every page uses; this runs once for "
+        "the whole server, and every session opening this dataset sees the same progress. "
+        "Other datasets stay available meanwhile."
+    )
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner=False)
@@ -190,6 +239,9 @@ def sidebar() -> View:
                 batch_size=int(batch_size), shuffle=shuffle, seed=int(seed), drop_last=drop_last
             )
     data = load(name, split)
+    notice = datalib.cache_notice()
+    if notice:
+        st.sidebar.caption(f":material/info: {notice}")
     st.sidebar.caption(
         f"{data.spec.title} {split}: {len(data):,} images, "
         f"{loader.num_batches(len(data)):,} batches of {loader.batch_size}"
@@ -365,17 +417,24 @@ def pixel_grid(
     room: int = GRID_ROOM,
     on_click: Callable[[int], None] | None = None,
     current: int | None = None,
+    images: Sequence[np.ndarray] | None = None,
 ) -> None:
     """Images drawn `size` pixels wide with hard pixel edges, a gap between them and a caption
-    under each. `on_click(index)` hears which image was clicked; `current` is outlined."""
+    under each: the index's thumbnails, or `images` (decoded already, e.g. a batch).
+    `on_click(index)` hears which image was clicked; `current` is outlined."""
     if len(indices) == 0:
         st.info("No images to show.")
         return
+    if images is None:
+        sources = [
+            f"data:{mime};base64,{base64.b64encode(blob).decode()}"
+            for blob, mime in data.thumbnails(list(indices))
+        ]
+    else:
+        sources = [png_data_url(pixels, size) for pixels in images]
     tiles = [
-        {"src": png_data_url(pixels, size), "caption": caption, "key": int(index)}
-        for pixels, caption, index in zip(
-            data.pixels(list(indices)), captions, indices, strict=True
-        )
+        {"src": src, "caption": caption, "key": int(index)}
+        for src, caption, index in zip(sources, captions, indices, strict=True)
     ]
     _grid(
         data={

@@ -1,91 +1,71 @@
-"""Batchscope's data library: datasets, DataLoader batches and statistics. No Streamlit here."""
+"""Batchscope's data library: datasets, their per-sample index, DataLoader batches and
+statistics. No Streamlit here.
 
-from datalib.batches import (
-    MAX_BATCH_SIZE,
-    Batch,
-    LoaderSettings,
-    batch,
-    sample_order,
-    tensor_text,
-    to_tensor,
-)
-from datalib.datasets import (
-    SplitData,
-    data_root,
-    download,
-    load,
-    missing_files,
-    raw_folder,
-    splits_of,
-)
-from datalib.errors import (
-    CorruptFile,
-    DatalibError,
-    DataRootError,
-    DatasetMissing,
-    DownloadFailed,
-    InvalidRequest,
-    UnknownDataset,
-)
-from datalib.folders import find_folders
-from datalib.registry import DATASETS, FOLDER_PREFIX, SPLITS, DatasetSpec, dataset_spec
-from datalib.stats import (
-    PixelStats,
-    balance_verdict,
-    channel_pixel_stats,
-    class_counts,
-    class_indices,
-    class_table,
-    imbalance_ratio,
-    pixel_histogram,
-    pixel_stats,
-    scaling_verdict,
-    split_class_counts,
-    split_pixel_stats,
-    subset_channel_stats,
-    subset_pixel_stats,
-)
+Names are imported on first use: the scan's worker processes and `python -m datalib scan`
+or `info` never import torch, which only the DataLoader replay (batches, checks) needs.
+"""
 
-__all__ = [
-    "DATASETS",
-    "FOLDER_PREFIX",
-    "MAX_BATCH_SIZE",
-    "SPLITS",
-    "Batch",
-    "CorruptFile",
-    "DataRootError",
-    "DatalibError",
-    "DatasetMissing",
-    "DatasetSpec",
-    "DownloadFailed",
-    "InvalidRequest",
-    "LoaderSettings",
-    "PixelStats",
-    "SplitData",
-    "UnknownDataset",
-    "balance_verdict",
-    "batch",
-    "channel_pixel_stats",
-    "class_counts",
-    "class_indices",
-    "class_table",
-    "data_root",
-    "dataset_spec",
-    "download",
-    "find_folders",
-    "imbalance_ratio",
-    "load",
-    "missing_files",
-    "pixel_histogram",
-    "pixel_stats",
-    "raw_folder",
-    "sample_order",
-    "scaling_verdict",
-    "split_class_counts",
-    "split_pixel_stats",
-    "splits_of",
-    "subset_channel_stats",
-    "subset_pixel_stats",
-    "tensor_text",
-    "to_tensor",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "datalib.batches": (
+        "MAX_BATCH_SIZE",
+        "Batch",
+        "LoaderSettings",
+        "batch",
+        "sample_order",
+        "tensor_text",
+        "to_tensor",
+    ),
+    "datalib.datasets": (
+        "ScanState",
+        "cache_notice",
+        "download",
+        "load",
+        "missing_files",
+        "opened",
+        "scan_state",
+        "splits_of",
+        "start_scan",
+    ),
+    "datalib.errors": (
+        "CorruptFile",
+        "DataRootError",
+        "DatalibError",
+        "DatasetMissing",
+        "DownloadFailed",
+        "InvalidRequest",
+        "ScanFailed",
+        "UnknownDataset",
+    ),
+    "datalib.formats.folder": ("find_folders",),
+    "datalib.index": ("SplitData",),
+    "datalib.paths": ("data_root",),
+    "datalib.registry": ("DATASETS", "FOLDER_PREFIX", "DatasetSpec", "dataset_spec"),
+    "datalib.stats": (
+        "PixelStats",
+        "balance_verdict",
+        "class_counts",
+        "class_indices",
+        "class_table",
+        "imbalance_ratio",
+        "pixel_stats",
+    ),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)  # noqa: PLE0605 - built from _EXPORTS, one list to keep
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'datalib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,4 +1,4 @@
-"""Command line: `python -m datalib download|info|check NAME [--root DIR] [--json]`."""
+"""Command line: `python -m datalib download|scan|info|check NAME [--root DIR] ...`."""
 
 from __future__ import annotations
 
@@ -6,29 +6,32 @@ import argparse
 import json
 import sys
 
-from datalib.batches import LoaderSettings
-from datalib.checks import Checklist, checklist
-from datalib.datasets import data_root, download, load, splits_of
+from datalib.datasets import download, load, splits_of
 from datalib.errors import DatalibError
+from datalib.paths import data_root
 from datalib.registry import DATASETS, dataset_spec
-from datalib.stats import split_class_counts, split_pixel_stats
+from datalib.stats import class_counts, pixel_stats
 
 
-def info(name: str, root: str | None) -> dict:
-    """Everything `info --json` prints: classes, and per split its size, shape and statistics."""
+def info(name: str, root: str | None, report=None) -> dict:
+    """Everything `info --json` prints: classes, and per split its size, shape and statistics.
+    Scans first when the index is missing or out of date."""
+    from datalib.scan import scan
+
     spec = dataset_spec(name)
+    scan(spec.name, root, report=report)
     result: dict = {"name": spec.name, "title": spec.title, "root": str(data_root(root))}
     splits = {}
     for split in splits_of(spec.name, root):
-        data = load(spec.name, split, root, download_missing=False)
+        data = load(spec.name, split, root, scan_first=False)
         result["classes"] = list(data.classes)
         splits[split] = {
             "size": len(data),
             "image_shape": list(data.image_shape),
-            "class_counts": split_class_counts(data).tolist(),
-            "pixel": split_pixel_stats(data).as_dict(),
+            "class_counts": class_counts(data.labels, len(data.classes)).tolist(),
+            "pixel": pixel_stats(data).as_dict(),
         }
-        if data.details:  # a folder: its classes, what was skipped, and how it was conformed
+        if spec.format.name == "folder":  # its classes, what was skipped, how it was conformed
             splits[split]["classes"] = list(data.classes)
             for key in ("skipped", "sizes", "modes", "conformed"):
                 splits[split][key] = data.details[key]
@@ -53,7 +56,7 @@ def _print_info(result: dict) -> None:
                 print(f"  skipped {skipped['path']}: {skipped['reason']}")
 
 
-def _print_checklist(result: Checklist) -> None:
+def _print_checklist(result) -> None:
     print(f"{result.spec.title} {result.split} through {result.loader_text}, ToTensor()")
     for check in result.checks:
         print(f"\n{check.verdict.upper():4}  {check.title}: {check.summary}")
@@ -67,14 +70,18 @@ def _print_checklist(result: Checklist) -> None:
     print(result.code, end="")
 
 
-def main(argv: list[str] | None = None) -> int:
+COMMANDS = {
+    "download": "put a dataset's files under the data root (needs internet)",
+    "scan": "build or update a dataset's per-sample index (every core; resumes where it stopped)",
+    "info": "describe a dataset: sizes, classes, class counts, pixels (scans first if needed)",
+    "check": "the data-readiness checklist for a split and DataLoader: pass/warn/fail",
+}
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m datalib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, help_text in (
-        ("download", "put a dataset's files under the data root (needs internet)"),
-        ("info", "describe a dataset that is on disk: sizes, classes, class counts, pixels"),
-        ("check", "the data-readiness checklist for a split and DataLoader: pass/warn/fail"),
-    ):
+    for command, help_text in COMMANDS.items():
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument(
             "name", help=f"dataset name: {', '.join(DATASETS)}, or folder:<path under the root>"
@@ -82,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
         if command in ("info", "check"):
             sub.add_argument("--json", action="store_true", help="print one JSON object")
+        if command == "scan":
+            sub.add_argument("--workers", type=int, help="processes (default: every core)")
+            sub.add_argument("--download", action="store_true", help="download missing files first")
         if command == "check":
+            from datalib.batches import LoaderSettings
+
             defaults = LoaderSettings()
             sub.add_argument("--split", default="train", help="split the loader reads: train, test")
             sub.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -90,30 +102,54 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--no-shuffle", action="store_true", help="shuffle=False")
             sub.add_argument("--drop-last", action="store_true", help="drop_last=True")
             sub.add_argument("--sampler", help="weighted: a WeightedRandomSampler by class")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from datalib.scan import print_progress, scan
+
     try:
         if args.command == "download":
             folder = download(args.name, args.root)
             print(f"{dataset_spec(args.name).title} is in {folder}")
+        elif args.command == "scan":
+            path = scan(
+                args.name,
+                args.root,
+                workers=args.workers,
+                download=args.download,
+                report=print_progress,
+            )
+            print(f"{dataset_spec(args.name).title}: index in {path}")
         elif args.command == "check":
-            settings = LoaderSettings(
+            from datalib.batches import LoaderSettings
+            from datalib.checks import checklist, sampler_name
+
+            settings = LoaderSettings(  # every input is checked before the scan
                 batch_size=args.batch_size,
                 shuffle=not args.no_shuffle,
                 seed=args.seed,
                 drop_last=args.drop_last,
             )
-            result = checklist(args.name, args.split, settings, args.sampler, args.root)
+            sampler = sampler_name(args.sampler)
+            dataset_spec(args.name)
+            scan(args.name, args.root, report=print_progress)
+            result = checklist(args.name, args.split, settings, sampler, args.root)
             if args.json:
                 print(json.dumps(result.as_dict()))
             else:
                 _print_checklist(result)
         elif args.json:
-            print(json.dumps(info(args.name, args.root)))
+            print(json.dumps(info(args.name, args.root, report=print_progress)))
         else:
-            _print_info(info(args.name, args.root))
+            _print_info(info(args.name, args.root, report=print_progress))
     except DatalibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nstopped: the next scan resumes from the finished shards", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch.utils.data import RandomSampler
+import numpy as np
 
-from datalib.datasets import SplitData
 from datalib.errors import InvalidRequest
+
+if TYPE_CHECKING:  # torch is imported where a replay needs it: `scan` and `info` never do
+    import torch
+
+    from datalib.index import SplitData
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -56,6 +60,11 @@ class Batch:
     indices: torch.Tensor
     images: torch.Tensor
     labels: torch.Tensor
+    pixels: np.ndarray  # the same images before ToTensor: uint8 N x C x H x W
+
+    def shown(self, limit: int | None = None) -> list[np.ndarray]:
+        """The first `limit` images for display: uint8 H x W (grey) or H x W x 3."""
+        return [p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0) for p in self.pixels[:limit]]
 
     def describe(self) -> dict[str, str]:
         """The facts `print(images, labels)` would show, one readable line each."""
@@ -77,6 +86,9 @@ def sample_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
     `torch.Generator().manual_seed(seed)`, computed once and cached, so any batch costs
     O(batch_size) instead of iterating the loader to it.
     """
+    import torch
+    from torch.utils.data import RandomSampler
+
     if not shuffle:
         return torch.arange(n)
     generator = torch.Generator().manual_seed(seed)
@@ -101,6 +113,8 @@ def tensor_text(values: torch.Tensor, width: int = 44) -> str:
 
 def to_tensor(images: torch.Tensor) -> torch.Tensor:
     """What `transforms.ToTensor()` makes of uint8 images: float32 in [0, 1], same ops."""
+    import torch
+
     return images.to(torch.float32).div(255)
 
 
@@ -112,11 +126,15 @@ def batch(data: SplitData, settings: LoaderSettings, index: int) -> Batch:
             f"Batch {index} does not exist: with batch size {settings.batch_size} "
             f"{data.spec.title} {data.split} has batches 0 to {count - 1}."
         )
+    import torch
+
     order = sample_order(len(data), settings.shuffle, settings.seed)
     indices = order[index * settings.batch_size : (index + 1) * settings.batch_size]
+    pixels = data.images(indices.numpy())
     return Batch(
         index=index,
         indices=indices,
-        images=to_tensor(data.images[indices]),
-        labels=data.labels[indices],
+        images=to_tensor(torch.from_numpy(pixels)),
+        labels=torch.from_numpy(data.labels[indices.numpy()].copy()),
+        pixels=pixels,
     )

@@ -14,19 +14,20 @@ import pandas as pd
 import torch
 
 from datalib.batches import LoaderSettings, sample_order, to_tensor
-from datalib.datasets import SplitData, data_root, load, raw_folder
-from datalib.errors import CorruptFile, InvalidRequest
-from datalib.registry import DatasetSpec, check_split, dataset_spec
+from datalib.datasets import load
+from datalib.errors import InvalidRequest
+from datalib.formats.folder import IMG_EXTENSIONS
+from datalib.index import SplitData
+from datalib.registry import DatasetSpec, dataset_spec
 from datalib.stats import (
     BALANCED_RATIO,
     LEVELS,
     MILD_RATIO,
     PixelStats,
     balance_verdict,
+    class_counts,
     imbalance_ratio,
-    split_class_counts,
-    split_pixel_stats,
-    subset_channel_stats,
+    pixel_stats,
 )
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "CrossDuplicates",
     "Mixing",
     "PixelKeys",
-    "channel_stats",
     "check_balanced",
     "check_loadable",
     "check_normalized",
@@ -47,6 +47,7 @@ __all__ = [
     "check_shuffled",
     "check_splits",
     "checklist",
+    "checklist_of",
     "class_weights",
     "cross_duplicates",
     "duplicate_groups",
@@ -187,14 +188,6 @@ def sampler_name(sampler: str | None) -> str | None:
 # process and hashes by identity, so no array is ever hashed.
 
 
-@functools.lru_cache(maxsize=16)
-def channel_stats(data: SplitData) -> tuple[PixelStats, ...]:
-    """Pixel statistics after ToTensor of each channel of a whole split (one bincount each)."""
-    if data.image_shape[0] == 1:
-        return (split_pixel_stats(data),)
-    return subset_channel_stats(data)
-
-
 def normalize_line(stats: Sequence[PixelStats]) -> str:
     """The `transforms.Normalize(mean, std)` line for these per-channel statistics."""
     return (
@@ -205,9 +198,9 @@ def normalize_line(stats: Sequence[PixelStats]) -> str:
 
 @dataclass(frozen=True, eq=False)
 class PixelKeys:
-    """The split's images grouped by identical pixel bytes."""
+    """The split's images grouped by identical pixels (the index's 64-bit content hash)."""
 
-    keys: np.ndarray  # one item per distinct image (the pixel bytes as numpy void), sorted
+    keys: np.ndarray  # one item per distinct image (its content hash), sorted
     first: np.ndarray  # index of the first image with each key
     inverse: np.ndarray  # key number of every image
     counts: np.ndarray  # images per key
@@ -220,11 +213,9 @@ class PixelKeys:
 
 @functools.lru_cache(maxsize=16)
 def pixel_keys(data: SplitData) -> PixelKeys:
-    """Group a split's images by their exact pixel bytes: one sort, no loop over images."""
-    rows = np.ascontiguousarray(data.images.numpy().reshape(len(data), math.prod(data.image_shape)))
-    as_bytes = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+    """Group a split's images by identical pixels: one sort of the index's content hashes."""
     keys, first, inverse, counts = np.unique(
-        as_bytes, return_index=True, return_inverse=True, return_counts=True
+        data.column("content_hash"), return_index=True, return_inverse=True, return_counts=True
     )
     return PixelKeys(keys=keys, first=first, inverse=inverse.ravel(), counts=counts)
 
@@ -244,7 +235,7 @@ def _conflicting_groups(data: SplitData) -> int:
     """Duplicate groups whose images carry more than one label."""
     keys = pixel_keys(data)
     members = np.flatnonzero(keys.counts[keys.inverse] > 1)
-    pairs = np.unique(keys.inverse[members] * len(data.classes) + data.labels.numpy()[members])
+    pairs = np.unique(keys.inverse[members] * len(data.classes) + data.labels[members])
     return int((np.bincount(pairs // len(data.classes)) > 1).sum()) if pairs.size else 0
 
 
@@ -262,9 +253,6 @@ class CrossDuplicates:
 @functools.lru_cache(maxsize=8)
 def cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
     """The images two splits share exactly (one sorted intersection of their pixel keys)."""
-    if a.image_shape != b.image_shape:
-        empty = np.zeros(0, dtype=np.int64)
-        return CrossDuplicates(0, 0, 0, empty, empty)
     keys_a, keys_b = pixel_keys(a), pixel_keys(b)
     _, in_a, in_b = np.intersect1d(
         keys_a.keys, keys_b.keys, assume_unique=True, return_indices=True
@@ -286,13 +274,13 @@ def class_weights(data: SplitData) -> torch.Tensor:
     The same torch operations as the code the checklist prints, so the weights (and hence the
     sampler's draws) are bit for bit those of the user's own loader.
     """
-    counts = torch.bincount(data.labels, minlength=len(data.classes))
+    counts = torch.bincount(torch.from_numpy(data.labels), minlength=len(data.classes))
     return len(data) / (len(data.classes) * counts.clamp(min=1).double())
 
 
 def sample_weights(data: SplitData) -> torch.Tensor:
     """Per-sample weights for `WeightedRandomSampler`: each sample gets its class's weight."""
-    return class_weights(data)[data.labels]
+    return class_weights(data)[torch.from_numpy(data.labels)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -392,20 +380,22 @@ def _expected_classes(counts: np.ndarray, size: int) -> float:
 
 def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     """Tensors of a numeric dtype, one shape for all, no NaN or inf after ToTensor."""
-    counts = split_pixel_stats(data).counts
+    counts = pixel_stats(data).counts.sum(axis=0)
     as_tensor = to_tensor(torch.arange(LEVELS, dtype=torch.uint8))
     # ToTensor maps each raw byte value to one float, so checking the 256 values checks all.
     finite = torch.isfinite(as_tensor).numpy()
     non_finite = int(counts[~finite].sum())
-    numeric = data.images.dtype not in (torch.bool, torch.complex64, torch.complex128)
-    label_min, label_max = int(data.labels.min()), int(data.labels.max())
-    out_of_range = int(((data.labels < 0) | (data.labels >= len(data.classes))).sum())
+    stored = torch.uint8  # every format's images are read as bytes
+    numeric = stored not in (torch.bool, torch.complex64, torch.complex128)
+    labels = torch.from_numpy(data.labels)
+    label_min, label_max = int(labels.min()), int(labels.max())
+    out_of_range = int(((labels < 0) | (labels >= len(data.classes))).sum())
     c, h, w = data.image_shape
     batches = settings.num_batches(len(data))
     last = len(data) - (batches - 1) * settings.batch_size
     last = min(last, settings.batch_size)
     facts = {
-        "images_on_disk": f"{data.images.dtype}, {len(data):,} x {c} x {h} x {w}",
+        "images_on_disk": f"{stored}, {len(data):,} x {c} x {h} x {w}",
         "images_after_ToTensor": f"{as_tensor.dtype}, each {c} x {h} x {w}",
         "non_finite_values_after_ToTensor": non_finite,
         "labels": f"{data.labels.dtype}, {label_min} to {label_max}",
@@ -418,7 +408,7 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     if not numeric or not as_tensor.dtype.is_floating_point or non_finite or out_of_range:
         problems = []
         if not numeric or not as_tensor.dtype.is_floating_point:
-            problems.append(f"the images are {data.images.dtype}, not a real number type")
+            problems.append(f"the images are {stored}, not a real number type")
         if non_finite:
             problems.append(f"{non_finite:,} pixels are NaN or inf after ToTensor")
         if out_of_range:
@@ -435,8 +425,8 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
         )
     summary = (
         f"All {len(data):,} images share one shape ({c} x {h} x {w}), stored as "
-        f"{data.images.dtype}; after ToTensor they are {as_tensor.dtype} with no NaN or inf, "
-        f"and the labels are {data.labels.dtype} class indices."
+        f"{stored}; after ToTensor they are {as_tensor.dtype} with no NaN or inf, "
+        f"and the labels are {labels.dtype} class indices."
     )
     if last == 1 and batches > 1:
         return Check(
@@ -521,7 +511,7 @@ def check_normalized(stats: Sequence[PixelStats]) -> Check:
 def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | None) -> Check:
     """How mixed the labels are across consecutive batches, next to a random order."""
     order = epoch_order(data, settings, sampler)
-    labels = data.labels.numpy()[order]
+    labels = data.labels[order]
     mixing = label_mixing(labels, settings.batch_size, len(data.classes))
     shown = min(mixing.batches, SHOWN_BATCHES, max(1, SHOWN_LABELS // settings.batch_size))
     first = labels[: shown * settings.batch_size]
@@ -664,9 +654,7 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
     if cross.shared or within:
         # Each distinct image is kept once, at its first appearance: test loses its own repeats
         # and every copy of a train image.
-        fix = _split_fix(
-            train.spec, root, keys["train"].duplicates, keys["test"].duplicates + cross.shared
-        )
+        fix = _split_fix(train, keys["train"].duplicates, keys["test"].duplicates + cross.shared)
     if cross.shared:
         summary = (
             f"Leak: {cross.images_b:,} test images are exact copies of train images, so test "
@@ -688,7 +676,7 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
 def sampler_shares(data: SplitData) -> np.ndarray:
     """Each class's expected share of a WeightedRandomSampler's draws: its weight times its
     count, over the total (uniform with the class weights, for every class that has images)."""
-    mass = class_weights(data).numpy() * split_class_counts(data)
+    mass = class_weights(data).numpy() * class_counts(data.labels, len(data.classes))
     return mass / mass.sum()
 
 
@@ -700,9 +688,9 @@ def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | Non
     With the sampler, the verdict goes by the expected mix: one epoch of a small split is
     noisy, and that noise is shown, not judged.
     """
-    counts = split_class_counts(data)
+    counts = class_counts(data.labels, len(data.classes))
     num = len(data.classes)
-    labels = data.labels.numpy()
+    labels = data.labels
     before = np.bincount(labels[epoch_order(data, settings, None)], minlength=num)
     after = np.bincount(labels[epoch_order(data, settings, "weighted")], minlength=num)
     drawn = int(after.sum())
@@ -813,23 +801,11 @@ def _in_imagefolder(path: str, reason: str, image_suffixes: tuple[str, ...]) -> 
 
 
 def check_loadable(splits: Sequence[SplitData], root: Path) -> Check:
-    """Every file the user's loader would read loads: for an image folder, what ImageFolder
-    would trip over among the entries Batchscope skipped; for torchvision's files, their checks."""
-    details = [data for data in splits if data.details]
-    if not details:
-        summary = (
-            f"{splits[0].spec.title}'s files passed their checks on loading (sizes and headers, "
-            "or checksums): every image of "
-            + " and ".join(f"{data.split} ({len(data):,})" for data in splits)
-            + " loads."
-        )
-        facts = {f"{data.split}_images": len(data) for data in splits}
-        return Check("loadable", CHECKS["loadable"], "pass", summary, facts)
-    from torchvision.datasets.folder import IMG_EXTENSIONS  # ImageFolder's own list
-
+    """Every file the user's loader would read loads: among the entries the scan skipped,
+    those torchvision's ImageFolder (or its DataLoader) would trip over or read differently."""
     rows = []
-    for data in details:
-        for item in data.details["skipped"]:
+    for data in splits:
+        for item in data.details.get("skipped", []):
             outcome, effect = _in_imagefolder(item["path"], item["reason"], IMG_EXTENSIONS)
             if outcome:
                 rows.append(
@@ -843,15 +819,16 @@ def check_loadable(splits: Sequence[SplitData], root: Path) -> Check:
                 )
     table = pd.DataFrame(rows, columns=["split", "path", "reason", "outcome", "in ImageFolder"])
     failing = table[table["outcome"] == "fail"]
-    ignored = sum(len(data.details["skipped"]) for data in details) - len(rows)
+    ignored = sum(len(data.details.get("skipped", [])) for data in splits) - len(rows)
     facts = {
         "entries_that_break_ImageFolder": len(failing),
         "entries_ImageFolder_reads_and_Batchscope_skips": len(table) - len(failing),
         "skipped_entries_ImageFolder_ignores_too": ignored,
-        **{f"{data.split}_images_loaded": len(data) for data in splits},
+        **{f"{data.split}_images_read": len(data) for data in splits},
     }
     if table.empty:
-        summary = "Every image file loads: ImageFolder would read the same images shown here" + (
+        read = " and ".join(f"{data.split} ({len(data):,})" for data in splits)
+        summary = f"Every image of {read} was read: nothing your loader would trip over" + (
             f" ({ignored:,} other entries, such as non-image files, it ignores too)."
             if ignored
             else "."
@@ -900,7 +877,7 @@ def reproduce_code(
     settings: LoaderSettings,
     sampler: str | None,
     normalize: str,
-    image_shape: tuple[int, int, int] = (1, 28, 28),
+    image_shape: tuple[int, int, int],
 ) -> str:
     """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
     epoch's labels: runnable as shown."""
@@ -912,29 +889,18 @@ def reproduce_code(
         "from torchvision import datasets, transforms",
         "",
     ]
-    if spec.file_format == "folder":  # ImageFolder, brought to the shape Batchscope shows
-        c, h, w = image_shape
-        folder = root / spec.folder if split == "all" else root / spec.folder / split
-        lines += [
-            "# ImageFolder fails on what the 'Every file loads' check lists: move that out first.",
-            "transform = transforms.Compose([",
-            f"    transforms.Resize(({h}, {w})),  # one size for every image",
-            *(["    transforms.Grayscale(),  # ImageFolder opens images as RGB"] if c == 1 else []),
-            "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
-            f"    # {normalize},  # the normalized check's fix",
-            "])",
-            f"dataset = datasets.ImageFolder({str(folder)!r}, transform=transform)",
-        ]
-    else:
-        lines += [
-            "transform = transforms.Compose([",
-            "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
-            f"    # {normalize},  # the normalized check's fix",
-            "])",
-            f"dataset = datasets.{spec.torchvision_class}(",
-            f"    {str(root)!r}, train={split == 'train'}, transform=transform",
-            ")",
-        ]
+    steps = spec.format.transform_steps(image_shape)
+    lines += [
+        "transform = transforms.Compose([",
+        *(
+            f"    {step.replace('  #', ',  #', 1) if '  #' in step else step + ','}"
+            for step in steps
+        ),
+        "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
+        f"    # {normalize},  # the normalized check's fix",
+        "])",
+        *spec.format.dataset_code(spec, root, split, image_shape),
+    ]
     if sampler:
         lines += [
             "targets = torch.as_tensor(dataset.targets)",
@@ -987,23 +953,39 @@ def checklist(
     sampler: str | None = None,
     root: str | Path | None = None,
 ) -> Checklist:
-    """Every check for `split` of dataset `name` read by a DataLoader with these settings."""
+    """Every check for `split` of dataset `name` read by a DataLoader with these settings
+    (its index brought up to date first)."""
     spec = dataset_spec(name)
-    check_split(split)
+    load(spec.name, split, root)  # scans when needed, and checks the split exists
+    splits = {s: load(spec.name, s, root, scan_first=False) for s in ("train", "test")}
+    return checklist_of(splits, split, settings, sampler)
+
+
+def checklist_of(
+    splits: dict[str, SplitData],
+    split: str,
+    settings: LoaderSettings | None = None,
+    sampler: str | None = None,
+) -> Checklist:
+    """Every check for `splits[split]` read by a DataLoader with these settings; `splits`
+    holds train and test."""
+    if split not in ("train", "test") or not {"train", "test"} <= set(splits):
+        raise InvalidRequest(
+            f"The checklist compares a train and a test split; choose train or test, not {split!r}."
+        )
+    train, test = splits["train"], splits["test"]
+    data = splits[split]
+    spec = data.spec
     settings = settings or LoaderSettings()
     sampler = sampler_name(sampler)
-    train, test = (load(spec.name, s, root, download_missing=False) for s in ("train", "test"))
-    data = train if split == "train" else test
-    for part in (train, test):
-        _check_labels(part, raw_folder(spec.name, root))
     if settings.num_batches(len(data)) == 0:
         raise InvalidRequest(
             f"With drop_last and batch size {settings.batch_size}, {spec.title} {split} "
             f"({len(data):,} images) yields no batch: lower the batch size or unset drop_last."
         )
-    pixels = split_pixel_stats(data)
-    path = data_root(root)
-    normalized = channel_stats(train)
+    pixels = pixel_stats(data)
+    path = data.root
+    normalized = pixel_stats(train).channels
     checks = (
         check_loadable((train, test), path),
         check_numerical(data, settings),
@@ -1017,18 +999,6 @@ def checklist(
         spec, path, split, settings, sampler, normalize_line(normalized), data.image_shape
     )
     return Checklist(spec, split, path, settings, sampler, checks, code)
-
-
-def _check_labels(data: SplitData, folder: Path) -> None:
-    """Every count here takes labels as class indices: refuse a labels file that breaks that."""
-    labels = data.labels.numpy()
-    low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
-    if low < 0 or high >= len(data.classes):
-        raise CorruptFile(
-            f"The {data.spec.title} {data.split} labels run from {low} to {high}, outside the "
-            f"classes 0 to {len(data.classes) - 1}: the labels file is damaged. Delete it from "
-            f"{folder} and run `python -m datalib download {data.spec.name}`."
-        )
 
 
 def _weights_fix(settings: LoaderSettings) -> str:
@@ -1051,23 +1021,35 @@ def _weights_fix(settings: LoaderSettings) -> str:
     )
 
 
-def _split_fix(spec: DatasetSpec, root: Path, from_train: int, from_test: int) -> str:
-    return (
-        "import numpy as np\n"
-        "from torch.utils.data import Subset\n"
-        "from torchvision import datasets\n"
-        "\n"
-        f"train_set = datasets.{spec.torchvision_class}({str(root)!r}, train=True)\n"
-        f"test_set = datasets.{spec.torchvision_class}({str(root)!r}, train=False)\n"
-        "pixels = np.concatenate([\n"
-        "    train_set.data.numpy().reshape(len(train_set), -1),\n"
-        "    test_set.data.numpy().reshape(len(test_set), -1),\n"
-        "])\n"
-        "# Keep each distinct image once, where it first appears (train before test):\n"
-        f"# drops {from_train:,} train and {from_test:,} test images.\n"
-        "first = np.sort(np.unique(pixels, axis=0, return_index=True)[1])\n"
-        "train_set = Subset(train_set, first[first < len(train_set)].tolist())\n"
-        "test_set = Subset(test_set, (first[first >= len(train_set)] - len(train_set)).tolist())"
+def _split_fix(train: SplitData, from_train: int, from_test: int) -> str:
+    shape = train.image_shape
+    build = [
+        line.replace("transform=transform", "transform=to_tensor")
+        for split in ("train", "test")
+        for line in train.spec.format.dataset_code(
+            train.spec, train.root, split, shape, name=f"{split}_set"
+        )
+    ]
+    return "\n".join(
+        [
+            "import hashlib",
+            "from torch.utils.data import Subset",
+            "from torchvision import datasets, transforms",
+            "",
+            "to_tensor = transforms.ToTensor()",
+            *build,
+            "# Keep each distinct image once, where it first appears (train before test):",
+            f"# drops {from_train:,} train and {from_test:,} test images.",
+            "seen, keep = set(), {'train': [], 'test': []}",
+            "for name, part in (('train', train_set), ('test', test_set)):",
+            "    for i in range(len(part)):",
+            "        key = hashlib.blake2b(part[i][0].numpy().tobytes(), digest_size=16).digest()",
+            "        if key not in seen:",
+            "            seen.add(key)",
+            "            keep[name].append(i)",
+            "train_set = Subset(train_set, keep['train'])",
+            "test_set = Subset(test_set, keep['test'])",
+        ]
     )
 
 

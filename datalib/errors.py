@@ -7,6 +7,7 @@ __all__ = [
     "DatasetMissing",
     "DownloadFailed",
     "InvalidRequest",
+    "ScanFailed",
     "UnknownDataset",
 ]
 
@@ -37,3 +38,7 @@ class CorruptFile(DatalibError):
 
 class InvalidRequest(DatalibError):
     """An out-of-range input: a batch past the end, a class that does not exist."""
+
+
+class ScanFailed(DatalibError):
+    """A scan could not finish (a full disk, no readable image); no index was written."""

@@ -1,13 +1,88 @@
-"""Paths a user can influence, kept inside the data root."""
+"""Where things live: the data root, the cache folder beside it, and paths a user can
+influence, kept inside the data root."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from datalib.errors import InvalidRequest
+from datalib.errors import DataRootError, InvalidRequest
 
-__all__ = ["inside_root"]
+__all__ = ["DEFAULT_ROOT", "CacheFolder", "cache_folder", "data_root", "inside_root", "writable"]
+
+DEFAULT_ROOT = "./data"
+CACHE_NAME = ".batchscope-cache"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: `root`, else `$DATALIB_ROOT`, else `./data`, made absolute."""
+    chosen = root if root is not None else os.environ.get("DATALIB_ROOT") or DEFAULT_ROOT
+    return Path(os.path.abspath(Path(chosen).expanduser()))
+
+
+def writable(folder: Path) -> bool:
+    """Can we write into `folder`? Its mode bits are respected even when running as root, so
+    a data root mounted or marked read-only is never written into."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    if not stat.S_ISDIR(mode) or not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return os.geteuid() != 0 or bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@dataclass(frozen=True)
+class CacheFolder:
+    """The cache folder for one data root, and a notice when it is not the one asked for."""
+
+    path: Path
+    notice: str | None = None
+
+
+def cache_folder(root: Path) -> CacheFolder:
+    """Where the index, locks and job status of datasets under `root` live.
+
+    `$BATCHSCOPE_CACHE` when set; else `<root>/.batchscope-cache`; a read-only root without
+    `$BATCHSCOPE_CACHE` gets a private folder under the system's temp folder, with a notice
+    saying where to point the cache so that the index outlives a restart.
+    """
+    named = os.environ.get("BATCHSCOPE_CACHE")
+    if named:
+        path = Path(os.path.abspath(Path(named).expanduser()))
+        _make(path, f"BATCHSCOPE_CACHE={named}")
+        return CacheFolder(path)
+    default = root / CACHE_NAME
+    if writable(default) or (not default.exists() and writable(root)):
+        return CacheFolder(default)
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    fallback = Path(tempfile.gettempdir()) / f"batchscope-cache-{os.geteuid()}" / digest
+    _make(fallback, "the temporary cache folder")
+    return CacheFolder(
+        fallback,
+        f"The data root {root} is read-only, so Batchscope keeps its index in {fallback}, "
+        "which a restart of this machine may clear. Set BATCHSCOPE_CACHE to a folder that "
+        "lasts (a volume, in Docker) to keep it.",
+    )
+
+
+def _make(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise DataRootError(
+            f"Cannot create {what} ({path}): {e.strerror}. Set BATCHSCOPE_CACHE to a folder "
+            "this user can write."
+        ) from None
+    if not writable(path):
+        raise DataRootError(
+            f"{what} ({path}) cannot be written by this user. Set BATCHSCOPE_CACHE to a "
+            "folder this user can write."
+        )
 
 
 def inside_root(root: Path, relative: str) -> Path:

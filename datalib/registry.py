@@ -1,52 +1,34 @@
-"""The datasets Batchscope knows, and how each one loads."""
+"""The datasets Batchscope knows: one entry each, naming the format object that reads it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from datalib.errors import UnknownDataset
+from datalib.formats import Format
+from datalib.formats.cifar import CifarFormat
+from datalib.formats.folder import FolderFormat
+from datalib.formats.idx import IdxFormat
 
-__all__ = ["DATASETS", "FOLDER_PREFIX", "SPLITS", "DatasetSpec", "check_split", "dataset_spec"]
+__all__ = ["DATASETS", "FOLDER_PREFIX", "DatasetSpec", "dataset_spec"]
 
-# The MNIST family's four IDX files: every member names them alike.
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 FOLDER_PREFIX = "folder:"  # `folder:<path under the data root>`: a user's own image folder
-
-SPLITS = ("train", "test")
+IDX, CIFAR, FOLDER = IdxFormat(), CifarFormat(), FolderFormat()
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How one torchvision dataset family is found on disk and described to a user.
-
-    `file_format` says how its files are read: "idx" (the MNIST family: headers checked and
-    data read by datalib.idx), "pickle" (CIFAR: read by torchvision, which checks its md5s)
-    or "folder" (a user's image folder, read by datalib.folders).
-    """
+    """One dataset: how it is described to a user, and the format object that reads it."""
 
     name: str
     title: str
-    torchvision_class: str
     description: str
     source: str
-    file_format: str = "idx"
-    # The class names as torchvision gives them ("idx" only, so loading needs no torchvision;
-    # a test checks them against torchvision's).
+    format: Format
+    torchvision_class: str = ""
+    # Class names where the format does not store them (the MNIST family; a test checks them
+    # against torchvision's).
     classes: tuple[str, ...] = ()
-
-    @property
-    def folder(self) -> str:
-        """The dataset's folder under the data root, where torchvision looks for its files."""
-        if self.file_format == "pickle":
-            return self.dataset_class().base_folder  # cifar-10-batches-py
-        if self.file_format == "folder":
-            return self.name.removeprefix(FOLDER_PREFIX)
-        return f"{self.torchvision_class}/raw"
 
     def dataset_class(self) -> type:
         """The torchvision dataset class (imported lazily: torchvision is slow to import)."""
@@ -54,21 +36,13 @@ class DatasetSpec:
 
         return getattr(torchvision.datasets, self.torchvision_class)
 
-    def raw_files(self) -> list[str]:
-        """The dataset's file names in its folder, as torchvision names them."""
-        if self.file_format == "idx":
-            return list(IDX_FILES)
-        cls = self.dataset_class()
-        if self.file_format == "pickle":
-            return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        raise ValueError(f"{self.name} is a folder of images: it has no fixed file names")
-
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         name="mnist",
         title="MNIST",
         torchvision_class="MNIST",
+        format=IDX,
         description=(
             "Handwritten digits 0-9, centred in 28x28 greyscale images, "
             "written by Census Bureau staff and high-school students."
@@ -85,6 +59,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name="fashionmnist",
         title="FashionMNIST",
         torchvision_class="FashionMNIST",
+        format=IDX,
         description=(
             "Zalando's article images in 10 classes of clothing, shoes and bags, 28x28 "
             "greyscale: a drop-in replacement for MNIST that is harder to get right."
@@ -107,6 +82,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name="kmnist",
         title="KMNIST",
         torchvision_class="KMNIST",
+        format=IDX,
         description=(
             "Kuzushiji-MNIST: 10 hiragana characters in cursive Kuzushiji script, from "
             "classical Japanese books, 28x28 greyscale."
@@ -118,12 +94,12 @@ DATASETS: dict[str, DatasetSpec] = {
         name="cifar10",
         title="CIFAR-10",
         torchvision_class="CIFAR10",
+        format=CIFAR,
         description=(
             "Small colour photographs, 32x32 RGB, of 10 classes: airplanes, cars, birds, "
             "cats, deer, dogs, frogs, horses, ships and trucks."
         ),
         source="Krizhevsky, https://www.cs.toronto.edu/~kriz/cifar.html",
-        file_format="pickle",
     ),
 }
 
@@ -136,12 +112,12 @@ def dataset_spec(name: str) -> DatasetSpec:
             name=name,
             title=name,
             torchvision_class="ImageFolder",
+            format=FOLDER,
             description=(
                 "Your own images, one folder per class (split folders optional), read with "
                 "torchvision's ImageFolder conventions and brought to one shape."
             ),
             source=f"{name.removeprefix(FOLDER_PREFIX)} under the data root",
-            file_format="folder",
         )
     spec = DATASETS.get(str(name).strip().lower())
     if spec is None:
@@ -151,10 +127,3 @@ def dataset_spec(name: str) -> DatasetSpec:
             "of images under the data root."
         )
     return spec
-
-
-def check_split(split: str) -> str:
-    """`split` if it is one of `SPLITS`, else `UnknownDataset` naming the choices."""
-    if split not in SPLITS:
-        raise UnknownDataset(f"Unknown split {split!r}. Choose one of: {', '.join(SPLITS)}.")
-    return split

@@ -1,124 +1,106 @@
-"""Statistics over uint8 images and labels: one counting pass each (a bincount, or the pixel
-histogram's compiled loop), results as plain data."""
+"""Statistics over a split, read from its index: class counts, and pixel statistics of the
+whole split, one class (both from the index's histograms) or some images (decoded). Results
+are plain data."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import torch
 
-from datalib.datasets import SplitData
 from datalib.errors import InvalidRequest
+from datalib.index import SplitData
 
 __all__ = [
+    "BALANCED_RATIO",
+    "LEVELS",
+    "MILD_RATIO",
     "PixelStats",
     "balance_verdict",
-    "channel_pixel_stats",
     "class_counts",
     "class_indices",
     "class_table",
     "imbalance_ratio",
-    "pixel_histogram",
     "pixel_stats",
-    "scaling_verdict",
-    "split_class_counts",
-    "split_pixel_stats",
-    "subset_channel_stats",
-    "subset_pixel_stats",
 ]
 
 LEVELS = 256
 BALANCED_RATIO, MILD_RATIO = 1.5, 3.0  # largest / smallest class: balanced, mildly imbalanced
+_VALUES = np.arange(LEVELS, dtype=np.float64) / 255
 
 
 @dataclass(frozen=True)
 class PixelStats:
-    """Pixel counts per raw value 0-255, with summary figures on the ToTensor scale (0-1)."""
+    """Pixel counts per raw value 0-255, per channel (C x 256), and what they say on the
+    ToTensor scale (0-1): over all channels, or per channel with `channels`."""
 
-    counts: np.ndarray  # 256 counts, one per raw value
-    min: float
-    max: float
-    mean: float
-    std: float
+    counts: np.ndarray
 
     @property
     def total(self) -> int:
         return int(self.counts.sum())
 
+    @cached_property
+    def _all(self) -> np.ndarray:
+        counts = self.counts.sum(axis=0)
+        if counts.sum() == 0:
+            raise InvalidRequest("No pixels to summarise: the selection is empty.")
+        return counts
+
+    @property
+    def min(self) -> float:
+        return float(_VALUES[np.flatnonzero(self._all)[0]])
+
+    @property
+    def max(self) -> float:
+        return float(_VALUES[np.flatnonzero(self._all)[-1]])
+
+    @property
+    def mean(self) -> float:
+        return float(self._all @ _VALUES / self._all.sum())
+
+    @property
+    def std(self) -> float:
+        weights = self._all / self._all.sum()
+        return float(np.sqrt(weights @ (_VALUES - self.mean) ** 2))
+
+    @property
+    def channels(self) -> tuple[PixelStats, ...]:
+        """One PixelStats per channel (one for grey images)."""
+        return tuple(PixelStats(self.counts[c : c + 1]) for c in range(self.counts.shape[0]))
+
     def as_dict(self) -> dict[str, float]:
         return {"min": self.min, "max": self.max, "mean": self.mean, "std": self.std}
 
 
-def class_counts(labels: torch.Tensor, num_classes: int) -> np.ndarray:
-    """How many samples each class has, classes 0..num_classes-1."""
-    return torch.bincount(labels, minlength=num_classes).numpy()
-
-
-def pixel_histogram(images: torch.Tensor) -> np.ndarray:
-    """How many pixels take each raw value 0-255: one pass over the uint8 data, in place when
-    it is contiguous (a channel of colour images is copied first)."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"pixel_histogram needs uint8 images, got {images.dtype}")
-    from datalib.histogram import byte_histogram  # numba takes ~0.4 s to import: lazily
-
-    return byte_histogram(images.contiguous().reshape(-1).numpy())
-
-
-def pixel_stats(images: torch.Tensor) -> PixelStats:
-    """Histogram of raw values plus min/max/mean/std after ToTensor, all from one count."""
-    counts = pixel_histogram(images)
-    total = counts.sum()
-    if total == 0:
-        raise InvalidRequest("No pixels to summarise: the selection is empty.")
-    values = np.arange(LEVELS, dtype=np.float64) / 255
-    weights = counts.astype(np.float64) / total
-    mean = float(weights @ values)
-    std = float(np.sqrt(weights @ (values - mean) ** 2))
-    present = np.flatnonzero(counts)
-    return PixelStats(
-        counts=counts,
-        min=float(values[present[0]]),
-        max=float(values[present[-1]]),
-        mean=mean,
-        std=std,
-    )
-
-
-def channel_pixel_stats(images: torch.Tensor) -> tuple[PixelStats, ...]:
-    """Pixel statistics of each channel of N x C x H x W uint8 images (one count each)."""
-    return tuple(pixel_stats(images[:, c]) for c in range(images.shape[1]))
-
-
-def subset_channel_stats(
-    data: SplitData, indices: list[int] | np.ndarray | torch.Tensor | None = None
-) -> tuple[PixelStats, ...]:
-    """Per-channel pixel statistics of some images of a split (all of them when None)."""
+def pixel_stats(
+    data: SplitData,
+    indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    label: int | None = None,
+) -> PixelStats:
+    """Pixel statistics after ToTensor of the whole split, of one class of it (`label`), or of
+    some images (`indices`, decoded and brought to the loader's shape)."""
     if indices is None:
-        return _split_channel_stats(data)
-    return channel_pixel_stats(data.images[data.index(indices)])
+        if label is not None and not 0 <= label < len(data.classes):
+            raise InvalidRequest(
+                f"Class {label} does not exist: {data.spec.title} has classes 0 to "
+                f"{len(data.classes) - 1}."
+            )
+        return PixelStats(data.histogram(label))
+    images = data.images(indices)
+    counts = np.stack(
+        [np.bincount(images[:, c].ravel(), minlength=LEVELS) for c in range(images.shape[1])]
+    )
+    return PixelStats(counts)
 
 
-@functools.lru_cache(maxsize=64)
-def _split_channel_stats(data: SplitData) -> tuple[PixelStats, ...]:
-    return channel_pixel_stats(data.images)
-
-
-def subset_pixel_stats(data: SplitData, indices: list[int] | np.ndarray) -> PixelStats:
-    """Pixel statistics of some images of a split (one image, one batch)."""
-    return pixel_stats(data.images[data.index(indices)])
-
-
-def scaling_verdict(stats: PixelStats) -> str:
-    """A plain answer to "is the data the model sees scaled?" from the ToTensor-scale range."""
-    low, high = stats.min, stats.max
-    seen = f"after `ToTensor()` the model sees float32 values from {low:.4g} to {high:.4g}"
-    raw = f"on disk they are uint8 from {round(low * 255)} to {round(high * 255)}"
-    if 0 <= low and high <= 1:
-        return f"Scaled to [0, 1]: {seen}; {raw}, so without ToTensor they would not be."
-    return f"Not scaled to [0, 1]: {seen}; {raw}."
+def class_counts(labels: np.ndarray | Sequence[int], num_classes: int) -> np.ndarray:
+    """How many samples each class has, classes 0..num_classes-1."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
 
 
 def class_indices(data: SplitData, label: int | None) -> np.ndarray:
@@ -130,7 +112,7 @@ def class_indices(data: SplitData, label: int | None) -> np.ndarray:
             f"Class {label} does not exist: {data.spec.title} has classes 0 to "
             f"{len(data.classes) - 1}."
         )
-    return _class_indices(data, label)
+    return np.flatnonzero(data.labels == label)
 
 
 def imbalance_ratio(counts: np.ndarray) -> float:
@@ -162,11 +144,11 @@ def balance_verdict(counts: np.ndarray, classes: tuple[str, ...]) -> str:
     )
 
 
-def class_table(splits: list[SplitData]) -> pd.DataFrame:
+def class_table(splits: Sequence[SplitData]) -> pd.DataFrame:
     """Long table of class counts and percents: one row per split and class."""
     rows = []
     for data in splits:
-        counts = split_class_counts(data)
+        counts = class_counts(data.labels, len(data.classes))
         for label, (name, count) in enumerate(zip(data.classes, counts, strict=True)):
             rows.append(
                 {
@@ -178,27 +160,3 @@ def class_table(splits: list[SplitData]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-# Whole-split results are cached per split object: a split is loaded once per process and
-# hashes by identity (SplitData has eq=False), so a repeated call is a dictionary look-up and
-# no array is ever hashed.
-
-
-@functools.lru_cache(maxsize=64)
-def split_class_counts(data: SplitData) -> np.ndarray:
-    """Class counts of a whole split (computed once per split)."""
-    return class_counts(data.labels, len(data.classes))
-
-
-@functools.lru_cache(maxsize=256)
-def split_pixel_stats(data: SplitData, label: int | None = None) -> PixelStats:
-    """Pixel statistics of a whole split, or of one class in it (computed once each)."""
-    if label is None:
-        return pixel_stats(data.images)
-    return pixel_stats(data.images[torch.as_tensor(class_indices(data, label))])
-
-
-@functools.lru_cache(maxsize=256)
-def _class_indices(data: SplitData, label: int) -> np.ndarray:
-    return torch.nonzero(data.labels == label).flatten().numpy()

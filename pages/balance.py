@@ -86,7 +86,7 @@ if st.session_state.get(chart_key) and st.session_state[chart_key].selection.poi
     )
 
 for data, column in zip(splits, st.columns(len(splits)), strict=True):
-    counts = datalib.split_class_counts(data)
+    counts = datalib.class_counts(data.labels, len(data.classes))
     ratio = datalib.imbalance_ratio(counts)
     column.metric(f"{data.split}: imbalance ratio (largest / smallest)", f"{ratio:.2f}")
     column.caption(datalib.balance_verdict(counts, data.classes))

@@ -36,6 +36,7 @@ ui.pixel_grid(
     indices[:shown],
     [f"{label} (#{index})" for label, index in zip(labels, indices, strict=True)][:shown],
     key="batch_images",
+    images=batch.shown(shown),
     size=112 if shown <= 16 else 84,
     on_click=lambda index: ui.open_image(data.split, index),
 )

@@ -43,7 +43,7 @@ if not {"train", "test"} <= set(names):
 with ui.user_errors():
     splits = {split: ui.load(spec.name, split) for split in names}
     with st.spinner("Running the checks..."):
-        result = datalib.checks.checklist(spec.name, view.data.split, view.loader, sampler)
+        result = datalib.checks.checklist_of(splits, view.data.split, view.loader, sampler)
 
 tally = result.tally()
 st.caption(

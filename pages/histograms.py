@@ -30,13 +30,13 @@ log_y = axis_column.toggle("Log y axis", value=True, key="log_y", bind=ui.URL)
 with ui.user_errors(), st.spinner("Counting pixel values..."):
     if scope == "One class":
         label = ui.class_picker(data, allow_all=False)
-        stats = datalib.split_pixel_stats(data, label)
+        stats = datalib.pixel_stats(data, label=label)
         selection = datalib.class_indices(data, label)
         what = f"class {data.classes[label]}"
     elif scope == "Current batch":
         k = ui.batch_picker(view)
         selection = datalib.batch(data, view.loader, k).indices
-        stats = datalib.subset_pixel_stats(data, selection)
+        stats = datalib.pixel_stats(data, selection)
         what = f"batch {k} (batch_size={view.loader.batch_size})"
     elif scope == "One image":
         index = st.number_input(
@@ -48,16 +48,19 @@ with ui.user_errors(), st.spinner("Counting pixel values..."):
             bind=ui.URL,
         )
         selection = [index]
-        stats = datalib.subset_pixel_stats(data, selection)
+        stats = datalib.pixel_stats(data, selection)
         what = f"image #{index}"
     else:
         selection = None
-        stats = datalib.split_pixel_stats(data)
+        stats = datalib.pixel_stats(data)
         what = "all images"
     # Colour images: one histogram per channel, and mean/std per channel for Normalize.
-    channels = datalib.subset_channel_stats(data, selection) if data.image_shape[0] > 1 else ()
+    channels = stats.channels if data.image_shape[0] > 1 else ()
 
-st.info(datalib.scaling_verdict(stats), icon=":material/straighten:")
+scaled = datalib.checks.check_scaled(
+    stats.min, stats.max, round(stats.min * 255), round(stats.max * 255)
+)
+st.info(scaled.summary, icon=":material/straighten:")
 raw = scale == RAW
 factor = 1 if raw else 255
 columns = st.columns(5)
@@ -77,7 +80,7 @@ histogram = pd.DataFrame(
             "pixels": int(n),
         }
         for name, part in traces.items()
-        for v, n in enumerate(part.counts)
+        for v, n in enumerate(part.counts.sum(axis=0))
     ]
 )
 figure = px.bar(
@@ -123,7 +126,7 @@ if scope == "Whole split":
             if data.split == "train" or "train" not in names
             else ui.load(data.spec.name, "train")
         )
-        train_stats = datalib.checks.channel_stats(source)
+        train_stats = datalib.pixel_stats(source).channels
     if source is data:
         st.markdown("To normalise with these statistics, paste:")
     else:

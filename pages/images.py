@@ -76,7 +76,8 @@ with single:
         key="image",
         bind=ui.URL,
     )
-    pixels = data.pixels([index])[0]
+    with ui.user_errors():
+        pixels = data.pixels([index])[0]
     st.image(ui.upscale(pixels, 280), width=280)
     st.markdown(
         f"**#{index:,}** in {view.title}, label **{data.classes[data.labels_of([index])[0]]}**"

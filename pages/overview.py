@@ -39,24 +39,23 @@ st.caption(
     "the Batches page shows them as the model receives them after `transforms.ToTensor()`."
 )
 
-if view.data.details:  # an image folder: what was read, skipped and changed
-    details = view.data.details
-    st.subheader("What was read from the folder", anchor=False)
-    st.info(details["conformed"], icon=":material/photo_size_select_large:")
-    sizes, modes = st.columns(2)
-    sizes.markdown("**Image sizes on disk** (width x height: images)")
-    sizes.dataframe(
-        pd.DataFrame(details["sizes"]), hide_index=True, column_order=["width", "height", "count"]
-    )
-    modes.markdown("**Image modes on disk** (L is grey)")
-    modes.dataframe(
-        pd.DataFrame({"mode": list(details["modes"]), "images": list(details["modes"].values())}),
-        hide_index=True,
-    )
-    skipped = details["skipped"]
-    st.markdown(f"**Skipped: {len(skipped):,} files and folders** in {view.title}")
-    if skipped:
-        st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
+details = view.data.details
+st.subheader("What was read from disk", anchor=False)
+st.info(details["conformed"], icon=":material/photo_size_select_large:")
+sizes, modes = st.columns(2)
+sizes.markdown("**Image sizes on disk** (width x height: images)")
+sizes.dataframe(
+    pd.DataFrame(details["sizes"]), hide_index=True, column_order=["width", "height", "count"]
+)
+modes.markdown("**Image modes on disk** (L is grey)")
+modes.dataframe(
+    pd.DataFrame({"mode": list(details["modes"]), "images": list(details["modes"].values())}),
+    hide_index=True,
+)
+skipped = details["skipped"]
+st.markdown(f"**Skipped: {len(skipped):,} files and folders** in {view.title}")
+if skipped:
+    st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
 
 st.subheader("What to look at", anchor=False)
 for page in ui.PAGES[1:]:

@@ -53,7 +53,7 @@ RUN_OPTIONS=(--network host --cgroups=disabled --ulimit nofile=16384:16384 --uli
 remove_containers() { # $1: name prefix; our storage holds no one else's containers
     local container volume
     for container in $(pm ps -a --filter "name=^$1" --format '{{.Names}}' 2>/dev/null); do
-        pm rm -f -t 5 "$container" >/dev/null 2>&1 || log "could not remove container $container"
+        pm rm -f -v -t 5 "$container" >/dev/null 2>&1 || log "could not remove container $container"
     done
     for volume in $(pm volume ls --filter "name=^$1" --format '{{.Name}}' 2>/dev/null); do
         pm volume rm -f "$volume" >/dev/null 2>&1 || log "could not remove volume $volume"
@@ -264,13 +264,12 @@ timeout 5m "$tools/bin/python" "$work/balance.py" "$url/balance" "$screenshot" \
     "$EXPECTED_TITLE" "$EXPECTED_TRAIN" "$EXPECTED_TEST" ||
     fail "the balance page does not show MNIST's class counts"
 log "browser: the chart shows MNIST's train and test class counts (screenshot: $screenshot)"
-# The pixel statistics run numba's compiled loop, which needs a writable cache folder: the
-# image's NUMBA_CACHE_DIR on the /tmp tmpfs, as the root file system is read-only here.
+# The index is written to the image's /cache volume while the root file system is read-only.
 info=$(pm exec "$name" python -m datalib info mnist --json 2>"$work/info.err") ||
     { tail -5 "$work/info.err"; fail "python -m datalib info mnist failed in the container"; }
 std=$(python3 -c 'import json, sys; print(round(json.load(sys.stdin)["splits"]["train"]["pixel"]["std"], 4))' <<<"$info")
 [[ "$std" == 0.3081 ]] || fail "datalib info in the container gives train pixel std $std, want 0.3081"
-log "statistics: datalib info in the container gives the train pixel std 0.3081 (numba, read-only root)"
+log "statistics: datalib info in the container gives the train pixel std 0.3081 (index in /cache, read-only root)"
 log "memory: the server holds $(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status") MB with MNIST loaded"
 
 log "stop: SIGTERM, then remove"
@@ -279,7 +278,7 @@ pm stop -t 30 "$name" >"$work/stop.log" 2>&1 || { cat "$work/stop.log"; fail "po
 exit_code=$(pm inspect --format '{{.State.ExitCode}}' "$name")
 ((exit_code != 137)) || fail "streamlit ignored SIGTERM: podman killed it after 30 s"
 log "stop: streamlit exited on SIGTERM in $((SECONDS - stop_start)) s, exit code $exit_code"
-pm rm -f "$name" >"$work/rm.log" 2>&1 || { cat "$work/rm.log"; fail "podman rm"; }
+pm rm -f -v "$name" >"$work/rm.log" 2>&1 || { cat "$work/rm.log"; fail "podman rm"; }
 
 # An empty writable volume: the non-root user can write into it, so the first use downloads.
 # With no route to the dataset mirrors (as here) the download itself fails, after the writes.

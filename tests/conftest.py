@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,22 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 REAL_ROOT = Path(
     os.environ.get("BATCHSCOPE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+
+
+def pytest_configure(config) -> None:
+    """Every index the tests build goes to one temporary cache, never into a data root (the
+    real MNIST's is read-only); pages wait for a scan to finish instead of showing progress,
+    and no background recheck starts on its own."""
+    cache = tempfile.mkdtemp(prefix="batchscope-test-cache-")
+    config._batchscope_cache = cache
+    os.environ["BATCHSCOPE_CACHE"] = cache
+    os.environ["BATCHSCOPE_SCAN_WAIT"] = "60"
+    os.environ["BATCHSCOPE_RECHECK_SECONDS"] = "0"
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(getattr(config, "_batchscope_cache", ""), ignore_errors=True)
+
 
 # Tiny train split: 12 images, image i filled with the value 20 * i; labels 0-9 then 0, 0,
 # so class 0 has 3 images and every other class 1. Test split: 5 images of value 255,
@@ -134,6 +153,10 @@ def write_tiny_cifar(root: Path, monkeypatch) -> Path:
     monkeypatch.setattr(cls, "train_list", train_list)
     monkeypatch.setattr(cls, "test_list", test_list)
     monkeypatch.setattr(cls, "meta", meta)
+    from datalib.registry import CIFAR  # datalib checks the same sums itself
+
+    monkeypatch.setattr(CIFAR, "split_files", {"train": dict(train_list), "test": dict(test_list)})
+    monkeypatch.setattr(CIFAR, "meta", (meta["filename"], meta["md5"]))
     return folder
 
 
@@ -144,10 +167,22 @@ def cifar_root(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "root"
 
 
+def scan_first(name: str, root: Path) -> None:
+    """Index the dataset in this process, as the app's background scan would, but at once;
+    a dataset that cannot be scanned is left for the page to report."""
+    import datalib
+
+    by_title = {spec.title: spec.name for spec in datalib.DATASETS.values()}  # the URL's form
+    with contextlib.suppress(datalib.DatalibError):
+        name = by_title.get(name, name)
+        datalib.load(name, datalib.splits_of(name, root)[0], root)
+
+
 def open_page(root: Path, monkeypatch, page_file: str = "overview", **params: str) -> AppTest:
     """Run app.py on `page_file` (opened directly, as a link would) with DATALIB_ROOT=root and
     these URL query params; fail on an exception box."""
     monkeypatch.setenv("DATALIB_ROOT", str(root))
+    scan_first(params.get("dataset", "mnist"), root)
     app = AppTest.from_file(APP, default_timeout=60)
     for key, value in params.items():
         app.query_params[key] = value

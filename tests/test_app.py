@@ -106,7 +106,7 @@ def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "histograms")
     whole = charts(app)[0]
     assert "all images" in whole["layout"]["title"]["text"]
-    assert "Scaled to [0, 1]" in app.info[0].value
+    assert "Scaled: the model sees values from 0 to 1, inside [0, 1]" in app.info[0].value
     assert [m.value for m in app.metric][3:] == ["0.1307", "0.3081"]
     app.segmented_control(key="scale").set_value("raw 0-255 (on disk)").run()
     assert [m.value for m in app.metric][2:] == ["255", "33.3184", "78.5675"]

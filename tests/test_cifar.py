@@ -1,10 +1,12 @@
 """CIFAR-10: colour images in torchvision's pickled batches, written tiny by a fixture."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -18,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_loads_colour_images_as_the_model_sees_them(cifar_root):
     data = datalib.load("cifar10", "train", cifar_root)
-    assert tuple(data.images.shape) == (12, 3, 32, 32) and data.images.dtype == torch.uint8
-    assert data.images.is_contiguous()
+    images = data.images(range(len(data)))
+    assert images.shape == (12, 3, 32, 32) and images.dtype == np.uint8
     assert data.classes[9] == "truck"
     assert sorted(data.labels.tolist()) == sorted(CIFAR_TRAIN_LABELS)
-    assert datalib.split_class_counts(data).tolist() == [1] * 9 + [3]
-    assert data.pixels([0]).shape == (1, 32, 32, 3)  # for display: H x W x RGB
+    assert datalib.class_counts(data.labels, 10).tolist() == [1] * 9 + [3]
+    assert data.pixels([0])[0].shape == (32, 32, 3)  # for display: H x W x RGB
 
 
 def test_batches_equal_the_dataloaders(cifar_root):
@@ -40,7 +42,7 @@ def test_batches_equal_the_dataloaders(cifar_root):
 
 def test_per_channel_statistics(cifar_root):
     data = datalib.load("cifar10", "train", cifar_root)
-    red, green, blue = datalib.channel_pixel_stats(data.images)
+    red, green, blue = datalib.pixel_stats(data).channels
     assert red.mean == pytest.approx(sum(10 * i for i in range(12)) / 12 / 255)
     assert green.mean == pytest.approx(100 / 255) and green.std == pytest.approx(0)
     assert blue.max == pytest.approx(1.0)
@@ -48,7 +50,7 @@ def test_per_channel_statistics(cifar_root):
 
 def test_a_corrupt_file_fails_the_checksum_with_a_fix(cifar_root):
     (cifar_root / "cifar-10-batches-py" / "test_batch").write_bytes(b"<html>oops</html>")
-    with pytest.raises(datalib.CorruptFile, match="fail torchvision's checksum check"):
+    with pytest.raises(datalib.CorruptFile, match="test_batch .* fails its checksum"):
         datalib.load("cifar10", "test", cifar_root)
 
 
@@ -82,3 +84,23 @@ def test_every_page_shows_colour(cifar_root, monkeypatch, page):
     app = open_page(cifar_root, monkeypatch, page, dataset="CIFAR-10")
     assert not app.error, [e.value for e in app.error]
     assert app.sidebar.caption[0].value.startswith("CIFAR-10 train: 12 images")
+
+
+def test_a_pickle_that_would_run_code_is_refused(cifar_root, monkeypatch):
+    """CIFAR's batches are pickles: datalib's unpickler builds arrays and nothing else."""
+    import hashlib
+    import pickle
+
+    from datalib.registry import CIFAR
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(cifar_root / "pwned"),))
+
+    data = pickle.dumps({"data": Payload(), "labels": [0]})
+    (cifar_root / "cifar-10-batches-py" / "test_batch").write_bytes(data)
+    sums = {**CIFAR.split_files, "test": {"test_batch": hashlib.md5(data).hexdigest()}}
+    monkeypatch.setattr(CIFAR, "split_files", sums)
+    with pytest.raises(datalib.CorruptFile, match=r"refused to build (posix|os)\.system"):
+        datalib.load("cifar10", "test", cifar_root)
+    assert not (cifar_root / "pwned").exists()

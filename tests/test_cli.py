@@ -71,4 +71,4 @@ def test_failed_download_exits_non_zero_without_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: Downloading MNIST failed")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not list((tmp_path / "new" / "MNIST" / "raw").iterdir())
+    assert not list((tmp_path / "new").iterdir())  # no empty MNIST/raw, no lock

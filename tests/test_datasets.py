@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -37,13 +38,13 @@ def snapshot(root: Path) -> dict[str, tuple[int, float]]:
 
 def test_load_gives_uint8_images_and_labels(tiny_root):
     data = datalib.load("mnist", "train", tiny_root)
-    assert data.images.dtype == torch.uint8
-    assert tuple(data.images.shape) == (12, 1, 28, 28)
+    images = data.images(range(len(data)))
+    assert images.dtype == np.uint8 and images.shape == (12, 1, 28, 28)
     assert data.labels.tolist() == TRAIN_LABELS
     assert data.classes[3] == "3 - three"
     assert data.image_shape == (1, 28, 28)
-    assert data.pixels([2, 3]).shape == (2, 28, 28)
-    assert int(data.pixels([2])[0, 5, 5]) == 40
+    assert [p.shape for p in data.pixels([2, 3])] == [(28, 28), (28, 28)]
+    assert int(data.pixels([2])[0][5, 5]) == 40
 
 
 def test_load_is_once_per_process(tiny_root):
@@ -148,20 +149,25 @@ def test_download_fetches_checks_and_renames_into_place(tmp_path, offline_mirror
     folder = datalib.download("mnist", root)
     assert folder == root / "MNIST" / "raw"
     assert sorted(os.listdir(folder)) == sorted(FILES)
-    assert not [p for p in (root / "MNIST").iterdir() if p.name.startswith(".download-")]
+    assert sorted(p.name for p in root.iterdir()) == ["MNIST"]  # no temp folder, no lock
     assert datalib.load("mnist", "train", root).labels.tolist() == TRAIN_LABELS
 
 
 def test_failed_download_says_what_to_do_and_leaves_nothing_trusted(offline_mirror, tmp_path):
     root = tmp_path / "fresh"  # the mirror is empty: every fetch fails
     root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     with pytest.raises(datalib.DownloadFailed) as error:
-        datalib.load("mnist", "train", root)
+        datalib.load("mnist", "train", root, download_missing=True)
     message = str(error.value)
     assert "Downloading MNIST failed" in message
     assert str(root / "MNIST" / "raw") in message and "train-images-idx3-ubyte" in message
+    assert "DATALIB_ROOT" in message
     assert "\n" not in message
     assert datalib.missing_files("mnist", root) == FILES
+    # the data root is as it was: no lock, no empty MNIST/raw, no temporary folder
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
 
 
 def test_corrupt_download_is_not_moved_into_place(tmp_path, offline_mirror, monkeypatch):

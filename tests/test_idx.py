@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datalib import CorruptFile
-from datalib.idx import idx_shape
+from datalib.formats.idx import idx_shape
 from tests.conftest import write_idx
 
 

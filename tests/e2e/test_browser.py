@@ -222,7 +222,7 @@ def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root
             page.get_by_text("Batch 3 of 625").wait_for()
             nav = page.locator("[data-testid=stSidebarNav]").inner_text()
             assert "Class balance" in nav and "overview" not in nav  # the app's router
-            assert page.get_by_role("button", name="Copy link").is_visible()
+            page.get_by_role("button", name="Copy link").wait_for()  # the app's own sidebar
             assert_no_error(page)
         finally:
             context.close()

@@ -1,0 +1,303 @@
+"""The per-sample index: where a dataset's index lives, which one is complete, and reading it.
+
+A scan (datalib.scan) writes, per dataset, shard files of per-sample rows, then one index
+folder (`index-<listing key>/`: a table per split, the pixel histograms, meta.json), renamed
+into place whole, and names it in `CURRENT`. Everything here only reads: a page opens the
+index CURRENT names, and decodes from the source only the images it shows.
+
+    <cache>/datasets/<dataset>-<hash>/
+        shards/<key>.parquet     per-sample rows and thumbnails of one shard
+        index-<key>/             samples-<split>.parquet, histograms.parquet, meta.json
+        CURRENT                  the complete index to read
+        scan.lock, status.json   the scan running now, and how far it is
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from datalib.errors import CorruptFile, InvalidRequest, UnknownDataset
+from datalib.formats import Conform
+from datalib.paths import cache_folder
+from datalib.registry import DatasetSpec
+
+__all__ = [
+    "CHANNEL_KINDS",
+    "SCAN_VERSION",
+    "Index",
+    "SplitData",
+    "current_index",
+    "dataset_dir",
+    "open_index",
+    "read_status",
+]
+
+SCAN_VERSION = 1  # bump when what a shard or an index holds changes: older ones are rescanned
+CHANNEL_KINDS = ("grey", "r", "g", "b")
+OPEN_DATASETS = int(os.environ.get("BATCHSCOPE_OPEN_DATASETS", "8"))  # indexes kept open
+
+
+def dataset_dir(spec: DatasetSpec, root: Path) -> Path:
+    """The cache folder of one dataset under one data root."""
+    slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")[:40] or "dataset"
+    digest = hashlib.sha256(f"{spec.name}\0{root}".encode()).hexdigest()[:12]
+    return cache_folder(root).path / "datasets" / f"{slug}-{digest}"
+
+
+def current_index(spec: DatasetSpec, root: Path) -> Path | None:
+    """The complete index folder CURRENT names, or None when there is none yet."""
+    folder = dataset_dir(spec, root)
+    try:
+        name = (folder / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+    path = folder / name
+    if not re.fullmatch(r"index-[0-9a-f]{24}", name) or not (path / "meta.json").is_file():
+        return None
+    return path
+
+
+def read_status(spec: DatasetSpec, root: Path) -> dict:
+    """What the scan of this dataset last said about itself (state, done, total, ...)."""
+    try:
+        return json.loads((dataset_dir(spec, root) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class Index:
+    """A dataset's complete index, as read from disk."""
+
+    def __init__(self, spec: DatasetSpec, root: Path, path: Path) -> None:
+        self.spec = spec
+        self.root = root
+        self.path = path
+        try:
+            self.meta = json.loads((path / "meta.json").read_text())
+        except (OSError, ValueError) as e:
+            raise CorruptFile(f"The index in {path} cannot be read ({e}): scan again.") from None
+        if self.meta.get("version") != SCAN_VERSION:
+            raise CorruptFile(f"The index in {path} is from another version: scan again.")
+        self.shard_dir = path.parent / "shards"
+        self._splits: dict[str, SplitData] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.meta["splits"])
+
+    def split(self, name: str) -> SplitData:
+        if name not in self.meta["splits"]:
+            raise UnknownDataset(
+                f"{self.spec.title} has no split {name!r}. Choose one of: "
+                f"{', '.join(self.meta['splits'])}."
+            )
+        with self._lock:
+            if name not in self._splits:
+                self._splits[name] = SplitData(self, name)
+            return self._splits[name]
+
+    @cached_property
+    def histograms(self) -> dict[tuple[str, int, str], np.ndarray]:
+        """Pixel-value counts, 256 each, by (split, label, kind): kind is grey, r, g or b."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(self.path / "histograms.parquet").to_pydict()
+        return {
+            (split, label, kind): np.asarray(counts, dtype=np.int64)
+            for split, label, kind, counts in zip(
+                table["split"], table["label"], table["kind"], table["counts"], strict=True
+            )
+        }
+
+
+class SplitData:
+    """One split of a dataset as its DataLoader sees it, read from the index.
+
+    Labels are held in memory (8 bytes a sample); every other column is read when first asked
+    for; images are decoded from the source, and only those asked for.
+    """
+
+    def __init__(self, index: Index, split: str) -> None:
+        import pyarrow.parquet as pq
+
+        self._index = index
+        self.spec = index.spec
+        self.split = split
+        facts = index.meta["splits"][split]
+        self.details: dict = facts
+        self.classes: tuple[str, ...] = tuple(facts["classes"])
+        self.conform = Conform(*facts["shape"])
+        self._file = pq.ParquetFile(index.path / f"samples-{split}.parquet")
+        self._columns: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        labels = self.column("label").astype(np.int64)
+        labels.flags.writeable = False
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.details["size"])
+
+    @property
+    def root(self) -> Path:
+        return self._index.root
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """C, H, W of every image as the DataLoader batches it."""
+        return self.conform.shape
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-sample column of this split as a read-only numpy array (read once)."""
+        with self._lock:
+            if name not in self._columns:
+                values = self._file.read(columns=[name]).column(0).to_numpy()
+                values.flags.writeable = False
+                self._columns[name] = values
+            return self._columns[name]
+
+    def histogram(self, label: int | None = None) -> np.ndarray:
+        """Pixel-value counts per channel, C x 256, of the split or of one class in it.
+
+        A grey image of a colour split counts on every channel, as PIL's L -> RGB repeats it.
+        """
+        labels = range(len(self.classes)) if label is None else [label]
+        found = self._index.histograms
+        zero = np.zeros(256, dtype=np.int64)
+
+        def kind(name: str) -> np.ndarray:
+            return sum((found.get((self.split, int(lab), name), zero) for lab in labels), zero)
+
+        grey = kind("grey")
+        if self.conform.channels == 1:
+            return grey[None]
+        return np.stack([kind(name) + grey for name in ("r", "g", "b")])
+
+    def index(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """`indices` as int64, after checking each is a sample of this split."""
+        index = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= len(self)):
+            raise InvalidRequest(
+                f"Image index out of range: {self.spec.title} {self.split} has images "
+                f"0 to {len(self) - 1}."
+            )
+        return index
+
+    def labels_of(self, indices: Sequence[int] | np.ndarray) -> list[int]:
+        """The labels of these samples as plain ints."""
+        return self.labels[self.index(indices)].tolist()
+
+    def rows(self, indices: Sequence[int] | np.ndarray, columns: Sequence[str]) -> dict:
+        """Some columns of some samples, read from only the row groups that hold them."""
+        index = self.index(indices)
+        out = {name: [None] * index.size for name in columns}
+        group_rows = self._file.metadata.row_group(0).num_rows if index.size else 1
+        by_group: dict[int, list[tuple[int, int]]] = {}
+        for position, row in enumerate(index.tolist()):
+            by_group.setdefault(row // group_rows, []).append((row % group_rows, position))
+        for group, wanted in by_group.items():
+            table = self._file.read_row_group(group, columns=list(columns))
+            for name in columns:
+                values = table.column(name).to_pylist()
+                for row, position in wanted:
+                    out[name][position] = values[row]
+        return out
+
+    def sources(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """Where these samples are read from (a file under the root, or file:position)."""
+        return self.rows(indices, ["source"])["source"]
+
+    def decode(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """These images as read (grey H x W or RGB H x W x 3), decoded from the source."""
+        from datalib.formats import Unreadable
+
+        sources = self.sources(indices)
+        decoded = self.spec.format.read(self.spec, self.root, sources)
+        for source, item in zip(sources, decoded, strict=True):
+            if isinstance(item, Unreadable):
+                raise CorruptFile(
+                    f"{source} can no longer be read ({item.reason}): it changed since the "
+                    "scan. Scan the dataset again."
+                )
+        return [item.pixels for item in decoded]
+
+    def images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """These images as the DataLoader batches them: uint8 N x C x H x W."""
+        return self.conform.stack(self.decode(indices))
+
+    def pixels(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """These images for display, in the shape the loader gives them: H x W (grey) or
+        H x W x 3."""
+        images = self.images(indices)
+        return [img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0) for img in images]
+
+    def thumbnails(self, indices: Sequence[int] | np.ndarray) -> list[tuple[bytes, str]]:
+        """Small encoded pictures of these images, from the index: (bytes, MIME type)."""
+        import pyarrow.parquet as pq
+
+        where = self.rows(indices, ["shard", "shard_row"])
+        shards = self._index.meta["shards"]
+        out: list[tuple[bytes, str] | None] = [None] * len(where["shard"])
+        by_shard: dict[int, list[tuple[int, int]]] = {}
+        for position, (shard, row) in enumerate(
+            zip(where["shard"], where["shard_row"], strict=True)
+        ):
+            by_shard.setdefault(shard, []).append((row, position))
+        for shard, wanted in by_shard.items():
+            path = self._index.shard_dir / shards[shard]
+            try:
+                column = pq.read_table(path, columns=["thumbnail"]).column(0)
+            except OSError:
+                raise CorruptFile(
+                    f"The index's shard {path.name} is gone: scan {self.spec.title} again."
+                ) from None
+            for row, position in wanted:
+                data = column[row].as_py() or b""
+                out[position] = (data, "image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
+        return out  # type: ignore[return-value]
+
+
+_open: OrderedDict[tuple, Index] = OrderedDict()
+_open_lock = threading.Lock()
+
+
+def open_index(spec: DatasetSpec, root: Path) -> Index | None:
+    """The dataset's complete index, or None when there is none yet.
+
+    Indexes stay open in this process, the most recently used `OPEN_DATASETS` of them; a
+    rescan's new index replaces the old one at the next call.
+    """
+    path = current_index(spec, root)
+    if path is None:
+        return None
+    key = (spec.name, str(root), str(path))
+    with _open_lock:
+        if key in _open:
+            _open.move_to_end(key)
+            return _open[key]
+    index = Index(spec, root, path)
+    with _open_lock:
+        _open[key] = index
+        stale = [k for k in _open if k[:2] == key[:2] and k != key]
+        for k in stale:  # an older index of the same dataset
+            del _open[k]
+        while len(_open) > OPEN_DATASETS:
+            _open.popitem(last=False)
+    return index
+
+
+def touch(path: Path) -> None:
+    """Mark a file as used now (shards and indexes are collected by age)."""
+    now = time.time()
+    os.utime(path, (now, now))

@@ -1,0 +1,840 @@
+"""The scan: every image of a dataset read once, summarised into the per-sample index.
+
+The unit of work is `describe_samples`, a pure function from a shard of rows (where each
+image is, its class) to a shard of rows (its size, mode, per-channel pixel sums, hashes, a
+thumbnail) plus the shard's pixel histograms: the local process pool here and the Ray engine
+run the same function. Shards are cut from the listing so that a changed file changes only
+its own shard's key: a rescan, or a scan resumed after a kill, reads only what is missing.
+Finishing writes the index folder whole and renames it into place (datalib.index).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from datalib.errors import CorruptFile, DatalibError, DataRootError, DatasetMissing, ScanFailed
+from datalib.formats import Decoded, Listing
+from datalib.formats.download import check_root, file_lock
+from datalib.formats.folder import IMG_EXTENSIONS
+from datalib.index import SCAN_VERSION, current_index, dataset_dir
+from datalib.paths import data_root
+from datalib.registry import DatasetSpec, dataset_spec
+
+__all__ = [
+    "SHARD_COLUMNS",
+    "Progress",
+    "Shard",
+    "describe_samples",
+    "plan_shards",
+    "scan",
+]
+
+FIXED_SHARD = 4096  # samples per shard of a format that keeps its images in big files
+SHARD_MIN, SHARD_MAX = 256, 4096  # a folder's shards: cut where a file name's hash says
+CUT_MASK = 1023  # ... which it says once in 1024 files on average
+ROW_GROUP = 8192  # rows per row group of an index table: a look-up reads one
+THUMB = 32  # thumbnails: longer side at most this many pixels
+JPEG_QUALITY = 90
+PHASH_SIDE = 32
+IN_PROCESS_BELOW = 4096  # fewer samples to read than this: no worker processes
+STATUS_EVERY = 0.5  # seconds between status writes
+LOG_EVERY = 5.0  # seconds between progress lines in a log (not a terminal)
+TEMP_PREFIX = ".tmp-"
+
+SHARD_COLUMNS = {
+    "ok": pa.bool_(),
+    "reason": pa.string(),
+    "width": pa.int32(),
+    "height": pa.int32(),
+    "mode": pa.string(),
+    "channels": pa.int8(),
+    "file_bytes": pa.int64(),
+    **{f"{stat}_c{c}": pa.int64() for stat in ("sum", "sumsq") for c in range(3)},
+    **{f"{stat}_c{c}": pa.uint8() for stat in ("min", "max") for c in range(3)},
+    "ink": pa.float32(),
+    "content_hash": pa.uint64(),
+    "phash": pa.uint64(),
+    "thumbnail": pa.binary(),
+}
+INDEX_COLUMNS = {
+    "index": pa.int64(),
+    "label": pa.int64(),
+    "source": pa.string(),
+    "shard": pa.int32(),
+    "shard_row": pa.int32(),
+    **{
+        name: kind
+        for name, kind in SHARD_COLUMNS.items()
+        if name not in ("ok", "reason", "thumbnail")
+    },
+}
+
+
+# The shard function ----------------------------------------------------------------------
+
+
+def describe_samples(
+    spec: DatasetSpec, root: Path, sources: Sequence[str], classes: Sequence[str]
+) -> tuple[pa.Table, dict[str, dict[str, list[int]]]]:
+    """Rows in (where each image is, its class name), rows out: one row per image, in order,
+    with its size, mode, per-channel pixel sum, sum of squares, min and max, ink fraction,
+    content hash, perceptual hash and thumbnail, or why it could not be read; and the shard's
+    pixel-value histograms by class name and channel kind (grey, r, g, b)."""
+    decoded = spec.format.read(spec, root, sources)
+    n = len(sources)
+    cols: dict[str, np.ndarray | list] = {
+        name: np.zeros(n, dtype=kind.to_pandas_dtype())
+        for name, kind in SHARD_COLUMNS.items()
+        if name not in ("reason", "mode", "thumbnail")
+    }
+    reasons: list[str | None] = [None] * n
+    modes: list[str | None] = [None] * n
+    thumbs: list[bytes | None] = [None] * n
+    histograms: dict[str, dict[str, np.ndarray]] = {}
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, item in enumerate(decoded):
+        if isinstance(item, Decoded):
+            by_shape.setdefault(item.pixels.shape, []).append(i)
+            modes[i] = item.mode
+            cols["file_bytes"][i] = item.file_bytes
+        else:
+            reasons[i] = item.reason
+    for rows in by_shape.values():
+        for start in range(0, len(rows), 64):  # bounded memory for big images
+            chunk = rows[start : start + 64]
+            stack = np.stack([decoded[i].pixels for i in chunk])
+            _describe(
+                stack, np.asarray(chunk), cols, thumbs, histograms, [classes[i] for i in chunk]
+            )
+    table = pa.table(
+        {
+            name: pa.array(
+                reasons
+                if name == "reason"
+                else modes
+                if name == "mode"
+                else thumbs
+                if name == "thumbnail"
+                else cols[name],
+                type=kind,
+            )
+            for name, kind in SHARD_COLUMNS.items()
+        }
+    )
+    hist = {c: {k: v.tolist() for k, v in kinds.items()} for c, kinds in histograms.items()}
+    return table, hist
+
+
+def _describe(
+    stack: np.ndarray,
+    rows: np.ndarray,
+    cols: dict,
+    thumbs: list,
+    histograms: dict[str, dict[str, np.ndarray]],
+    classes: list[str],
+) -> None:
+    """Fill the columns for same-shaped images `stack` (K x H x W, or K x H x W x 3)."""
+    k, height, width = stack.shape[:3]
+    colour = stack.ndim == 4
+    cols["ok"][rows] = True
+    cols["width"][rows], cols["height"][rows] = width, height
+    cols["channels"][rows] = 3 if colour else 1
+    planes = [stack[..., c] for c in range(3)] if colour else [stack]
+    flat = [plane.reshape(k, -1) for plane in planes]
+    for c in range(3):
+        plane = flat[c if colour else 0]  # grey: the same value on all three, as L -> RGB
+        cols[f"sum_c{c}"][rows] = plane.sum(axis=1, dtype=np.int64)
+        cols[f"sumsq_c{c}"][rows] = np.square(plane, dtype=np.uint32).sum(axis=1, dtype=np.int64)
+        cols[f"min_c{c}"][rows] = plane.min(axis=1)
+        cols[f"max_c{c}"][rows] = plane.max(axis=1)
+    grey = _luma(stack) if colour else stack.astype(np.float32)
+    cols["ink"][rows] = _ink(grey)
+    cols["phash"][rows] = _phash(grey)
+    for j, row in enumerate(rows.tolist()):
+        pixels = stack[j]
+        cols["content_hash"][row] = int.from_bytes(
+            hashlib.blake2b(
+                np.asarray(pixels.shape, np.int64).tobytes() + pixels.tobytes(), digest_size=8
+            ).digest(),
+            "little",
+        )
+        thumbs[row] = _thumbnail(pixels)
+    kinds = ("r", "g", "b") if colour else ("grey",)
+    for name in sorted(set(classes)):
+        members = np.flatnonzero(np.asarray(classes) == name)
+        target = histograms.setdefault(name, {})
+        for kind, plane in zip(kinds, flat, strict=True):
+            counts = np.bincount(plane[members].ravel(), minlength=256)
+            target[kind] = target.get(kind, 0) + counts
+
+
+def _luma(stack: np.ndarray) -> np.ndarray:
+    """Grey levels of RGB images as PIL's convert("L") weighs them (ITU-R 601-2)."""
+    return stack @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _ink(grey: np.ndarray) -> np.ndarray:
+    """The fraction of each image's pixels that differ from its border (its background) by
+    more than a quarter of the range: the ink of a digit, the object of a photo."""
+    border = np.concatenate(
+        [grey[:, 0, :], grey[:, -1, :], grey[:, :, 0], grey[:, :, -1]], axis=1
+    ).mean(axis=1)
+    return (np.abs(grey - border[:, None, None]) > 64).mean(axis=(1, 2)).astype(np.float32)
+
+
+_matrices: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """n_out x n_in weights that average each output cell's share of the input (area resize)."""
+    key = (n_in, n_out)
+    if key not in _matrices:
+        edges = np.linspace(0, n_in, n_out + 1)
+        weights = np.zeros((n_out, n_in), dtype=np.float32)
+        for o in range(n_out):
+            lo, hi = edges[o], edges[o + 1]
+            for i in range(int(lo), min(int(np.ceil(hi)), n_in)):
+                weights[o, i] = min(hi, i + 1) - max(lo, i)
+        _matrices[key] = weights / weights.sum(axis=1, keepdims=True)
+    return _matrices[key]
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    key = (n, -1)
+    if key not in _matrices:
+        i = np.arange(n)
+        m = np.cos(np.pi * (2 * i[None, :] + 1) * i[:, None] / (2 * n)) * np.sqrt(2 / n)
+        m[0] /= np.sqrt(2)
+        _matrices[key] = m.astype(np.float32)
+    return _matrices[key]
+
+
+def _phash(grey: np.ndarray) -> np.ndarray:
+    """64-bit perceptual hashes: each image at 32 x 32, its 8 x 8 lowest DCT frequencies,
+    one bit each for above or below their median. Near-identical images differ in few bits."""
+    _, height, width = grey.shape
+    small = _area_matrix(height, PHASH_SIDE) @ grey @ _area_matrix(width, PHASH_SIDE).T
+    dct = _dct_matrix(PHASH_SIDE)
+    low = (dct @ small @ dct.T)[:, :8, :8].reshape(-1, 64)
+    median = np.median(low[:, 1:], axis=1, keepdims=True)  # the DC term is left out
+    bits = (low > median).astype(np.uint64)
+    return (bits << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+
+
+def _thumbnail(pixels: np.ndarray) -> bytes:
+    """A small picture for grids: PNG for grey (exact), JPEG for colour."""
+    image = Image.fromarray(pixels)
+    if max(image.size) > THUMB:
+        image.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
+    buffer = io.BytesIO()
+    if image.mode == "L":
+        image.save(buffer, format="PNG", optimize=False)
+    else:
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+# Shards -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Rows start:stop of one split's listing, and the key its result is stored under."""
+
+    split: str
+    start: int
+    stop: int
+    key: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.key}.parquet"
+
+
+def _class_names(listing: Listing) -> list[str]:
+    """Each sample's class name; a label outside the classes gets a name that says so."""
+    names = np.asarray(listing.classes + ("",), dtype=object)
+    labels = listing.labels
+    inside = (labels >= 0) & (labels < len(listing.classes))
+    out = names[np.where(inside, labels, len(listing.classes))]
+    for i in np.flatnonzero(~inside).tolist():
+        out[i] = f"<label {int(labels[i])}>"
+    return out.tolist()
+
+
+def plan_shards(listing: Listing) -> list[Shard]:
+    """Cut a listing into shards. A folder's shards end at class boundaries and where a file
+    name's hash says (so adding a file changes one shard); others are fixed-size runs."""
+    classes = _class_names(listing)
+    cuts = [0]
+    if listing.cut_by_content:
+        for i in range(1, len(listing)):
+            size = i - cuts[-1]
+            if (
+                classes[i] != classes[i - 1]
+                or size >= SHARD_MAX
+                or (size >= SHARD_MIN and zlib.crc32(listing.sources[i].encode()) & CUT_MASK == 0)
+            ):
+                cuts.append(i)
+    else:
+        cuts = list(range(0, len(listing), FIXED_SHARD)) or [0]
+    cuts.append(len(listing))
+    shards = []
+    for start, stop in itertools.pairwise(cuts):
+        if stop <= start:
+            continue
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    SCAN_VERSION,
+                    listing.base,
+                    listing.sources[start:stop],
+                    classes[start:stop],
+                    listing.sizes[start:stop].tolist(),
+                    listing.mtimes[start:stop].tolist(),
+                ]
+            ).encode()
+        ).hexdigest()[:32]
+        shards.append(Shard(listing.split, start, stop, key))
+    return shards
+
+
+def scan_shard(name: str, root: str, sources: list[str], classes: list[str], path: str) -> int:
+    """Describe one shard and store it at `path` (a temp file renamed into place); the
+    worker processes' job. Returns how many images it read."""
+    spec = dataset_spec(name)
+    table, histograms = describe_samples(spec, Path(root), sources, classes)
+    table = table.replace_schema_metadata({"histograms": json.dumps(histograms)})
+    target = Path(path)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            pq.write_table(table, stream, compression="zstd")
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return len(sources)
+
+
+# The local runner ---------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """How a scan is going, as its status file and the terminal show it."""
+
+    state: str = "starting"
+    done: int = 0
+    total: int = 0
+    started: float = 0.0
+    skipped_rows: int = 0  # rows already in finished shards, not read again
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 and self.done else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate else None
+
+    def line(self) -> str:
+        if self.state == "done" and not self.total:
+            return f"up to date: {self.skipped_rows:,} images indexed, none changed"
+        eta = f", ETA {self.eta:.0f} s" if self.eta is not None else ""
+        reused = f" ({self.skipped_rows:,} from earlier scans)" if self.skipped_rows else ""
+        return (
+            f"{self.state}: {self.done:,} of {self.total:,} images{reused}, "
+            f"{self.rate:,.0f} images/s{eta}"
+        )
+
+
+def _write_status(folder: Path, progress: Progress, **extra) -> None:
+    status = {
+        "state": progress.state,
+        "done": progress.done,
+        "total": progress.total,
+        "images_per_s": round(progress.rate, 1),
+        "eta_s": None if progress.eta is None else round(progress.eta, 1),
+        "pid": os.getpid(),
+        "updated": time.time(),
+        **extra,
+    }
+    with contextlib.suppress(OSError):
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+        with os.fdopen(handle, "w") as stream:
+            json.dump(status, stream)
+        os.replace(temp, folder / "status.json")
+
+
+def scan(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    workers: int | None = None,
+    download: bool = False,
+    report: Callable[[Progress], None] | None = None,
+    runner: Callable | None = None,
+) -> Path:
+    """Bring the dataset's index up to date; returns the complete index folder.
+
+    Lists every split, reuses every finished shard whose key still matches, reads the rest
+    on `workers` processes (default: every core), and writes the index. Another scan of the
+    same dataset (another server, the CLI) holds a lock: this one waits for it, then finds
+    the work done. `runner(tasks, progress)` replaces the process pool (the Ray engine).
+    """
+    spec = dataset_spec(name)
+    root_path = data_root(root)
+    check_root(root_path, create=download and root is None)
+    if download and spec.format.missing(spec, root_path):  # before any folder is made
+        spec.format.download(spec, root_path)
+    folder = dataset_dir(spec, root_path)
+    shard_dir = folder / "shards"
+    try:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataRootError(
+            f"Cannot write the index of {spec.title} to {folder} ({e.strerror}). Set "
+            "BATCHSCOPE_CACHE to a folder this user can write."
+        ) from None
+    progress = Progress(started=time.monotonic())
+    report = report or (lambda p: None)
+    with file_lock(folder / "scan.lock"):
+        try:
+            return _scan_locked(
+                spec, root_path, folder, shard_dir, workers, download, progress, report, runner
+            )
+        except KeyboardInterrupt:
+            progress.state = "stopped"
+            _write_status(folder, progress, error="stopped (Ctrl-C); the next scan resumes")
+            raise
+        except DatalibError as e:
+            progress.state = "failed"
+            _write_status(folder, progress, error=str(e))
+            raise
+        except OSError as e:
+            progress.state = "failed"
+            message = _disk_message(e, folder)
+            _write_status(folder, progress, error=message)
+            raise ScanFailed(message) from None
+        finally:
+            _clear_temp(folder)
+
+
+def _disk_message(error: OSError, folder: Path) -> str:
+    if error.errno == 28:  # ENOSPC
+        return (
+            f"The disk holding {folder} is full (no space left on device): the scan stopped "
+            "and wrote no index. Free some space, or set BATCHSCOPE_CACHE to a folder on "
+            "another disk; the next scan resumes from the finished shards."
+        )
+    return f"The scan stopped: {error.strerror or error} ({getattr(error, 'filename', '')}). "
+
+
+def _clear_temp(folder: Path) -> None:
+    """Remove temp files: under the scan lock, no writer of ours is alive but this one."""
+    for path in [*folder.glob(f"{TEMP_PREFIX}*"), *(folder / "shards").glob(f"{TEMP_PREFIX}*")]:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _scan_locked(
+    spec, root, folder, shard_dir, workers, download, progress, report, runner
+) -> Path:
+    _clear_temp(folder)
+    progress.state = "listing"
+    _write_status(folder, progress)
+    if download and spec.format.missing(spec, root):
+        progress.state = "downloading"
+        _write_status(folder, progress)
+        spec.format.download(spec, root)
+    listings: dict[str, Listing | DatalibError] = {}
+    for split in spec.format.splits(spec, root):
+        try:
+            listings[split] = spec.format.listing(spec, root, split)
+        except DatalibError as e:  # a damaged split: the others are still indexed
+            listings[split] = e
+    good = {s: v for s, v in listings.items() if isinstance(v, Listing)}
+    if not good:
+        raise next(iter(listings.values()))  # type: ignore[misc]
+    shards = {split: plan_shards(listing) for split, listing in good.items()}
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                SCAN_VERSION,
+                {
+                    split: (
+                        [s.key for s in shards[split]],
+                        listing.classes,
+                        listing.skipped,
+                        listing.files_per_class,
+                    )
+                    if isinstance(listing, Listing)
+                    else str(listing)
+                    for split, listing in listings.items()
+                },
+            ]
+        ).encode()
+    ).hexdigest()[:24]
+    current = current_index(spec, root)
+    if current is not None and current.name == f"index-{key}":
+        progress.state = "done"
+        progress.skipped_rows = sum(len(v) for v in good.values())
+        _write_status(folder, progress, finished=time.time(), index=current.name)
+        report(progress)
+        return current
+    todo = [
+        (shard, good[shard.split])
+        for split_shards in shards.values()
+        for shard in split_shards
+        if not (shard_dir / shard.file).is_file()
+    ]
+    progress.total = sum(s.stop - s.start for s, _ in todo)
+    progress.skipped_rows = sum(len(v) for v in good.values()) - progress.total
+    progress.state = "scanning"
+    _write_status(folder, progress)
+    tasks = [
+        (
+            spec.name,
+            str(root),
+            listing.sources[shard.start : shard.stop],
+            _class_names(listing)[shard.start : shard.stop],
+            str(shard_dir / shard.file),
+        )
+        for shard, listing in todo
+    ]
+    last = [0.0]
+
+    def advance(rows: int) -> None:
+        progress.done += rows
+        if time.monotonic() - last[0] >= STATUS_EVERY or progress.done == progress.total:
+            last[0] = time.monotonic()
+            _write_status(folder, progress)
+            report(progress)
+
+    if runner is not None:
+        runner(tasks, advance)
+    else:
+        _run_local(tasks, workers, advance)
+    progress.state = "finishing"
+    _write_status(folder, progress)
+    report(progress)
+    path = _finish(spec, root, folder, listings, shards, key)
+    progress.state = "done"
+    _write_status(folder, progress, finished=time.time(), index=path.name)
+    report(progress)
+    _collect(folder, path, shards)
+    return path
+
+
+def _run_local(tasks: list[tuple], workers: int | None, advance: Callable[[int], None]) -> None:
+    """Each task on a pool of worker processes (in this process when there is little to do)."""
+    rows = sum(len(task[2]) for task in tasks)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or rows < IN_PROCESS_BELOW:
+        for task in tasks:
+            advance(scan_shard(*task))
+        return
+    # spawn: workers start from a clean interpreter (numpy, PIL, pyarrow), never a copy of a
+    # server that holds torch and threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=context, initializer=_worker_init
+    ) as pool:
+        pending = {pool.submit(scan_shard, *task) for task in tasks}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    advance(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _worker_init() -> None:
+    # Ctrl-C goes to the whole process group: the parent stops the pool; workers just end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# Finishing ----------------------------------------------------------------------------------
+
+
+def _read_shard(path: Path) -> tuple[pa.Table, dict]:
+    table = pq.read_table(path, columns=[c for c in SHARD_COLUMNS if c != "thumbnail"])
+    metadata = pq.read_schema(path).metadata or {}
+    return table, json.loads(metadata.get(b"histograms", b"{}"))
+
+
+def _finish(spec, root: Path, folder: Path, listings: dict, shards: dict, key: str) -> Path:
+    """Write the index folder from the shards, and name it in CURRENT: whole or not at all."""
+    target = folder / f"index-{key}"
+    temp = Path(tempfile.mkdtemp(dir=folder, prefix=TEMP_PREFIX))
+    shard_files: list[str] = []
+    meta_splits: dict[str, dict] = {}
+    hist_rows: dict[str, list] = {"split": [], "label": [], "kind": [], "counts": []}
+    failures: dict[str, DatalibError] = {}
+    for split, listing in listings.items():
+        if not isinstance(listing, Listing):
+            failures[split] = listing
+            continue
+        try:
+            meta_splits[split] = _finish_split(
+                listing, shards[split], folder / "shards", temp, shard_files, hist_rows
+            )
+        except DatalibError as e:  # no readable image in this split: the others still count
+            failures[split] = e
+    if len(failures) == len(listings):
+        shutil.rmtree(temp, ignore_errors=True)
+        raise next(iter(failures.values()))
+    meta_splits.update({split: {"error": str(e)} for split, e in failures.items()})
+    meta_splits = {split: meta_splits[split] for split in listings}  # in the format's order
+    pq.write_table(
+        pa.table(
+            {
+                "split": pa.array(hist_rows["split"], pa.string()),
+                "label": pa.array(hist_rows["label"], pa.int64()),
+                "kind": pa.array(hist_rows["kind"], pa.string()),
+                "counts": pa.array(hist_rows["counts"], pa.list_(pa.int64())),
+            }
+        ),
+        temp / "histograms.parquet",
+    )
+    meta = {
+        "version": SCAN_VERSION,
+        "name": spec.name,
+        "root": str(root),
+        "key": key,
+        "created": time.time(),
+        "shards": shard_files,
+        "splits": meta_splits,
+    }
+    (temp / "meta.json").write_text(json.dumps(meta))
+    if target.exists():  # the same listing indexed before (CURRENT was lost): replace it
+        shutil.rmtree(target)
+    os.replace(temp, target)
+    handle, pointer = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(target.name)
+    os.replace(pointer, folder / "CURRENT")
+    return target
+
+
+def _finish_split(
+    listing: Listing,
+    shards: list[Shard],
+    shard_dir: Path,
+    out: Path,
+    shard_files: list[str],
+    hist_rows: dict[str, list],
+) -> dict:
+    """One split's table and facts: unreadable images dropped, classes without a readable
+    image dropped and the rest renumbered (ImageFolder would refuse or crash on them)."""
+    tables, histograms = [], []
+    for shard in shards:
+        table, hist = _read_shard(shard_dir / shard.file)
+        tables.append(table)
+        histograms.append(hist)
+    ok = np.concatenate(
+        [np.zeros(0, dtype=bool)] + [t.column("ok").to_numpy(zero_copy_only=False) for t in tables]
+    )
+    labels = listing.labels
+    inside = (labels >= 0) & (labels < len(listing.classes))
+    if listing.class_paths:  # an image folder: a class without a readable image is no class
+        present = np.bincount(labels[ok & inside], minlength=len(listing.classes)) > 0
+    else:
+        present = np.ones(len(listing.classes), dtype=bool)
+    renumber = np.cumsum(present) - 1
+    classes = [c for c, keep in zip(listing.classes, present, strict=True) if keep]
+    outside = int((ok & ~inside).sum())
+    skipped = list(listing.skipped)
+    for index in np.flatnonzero(~present).tolist():
+        empty = listing.files_per_class[index] == 0
+        reason = "empty class folder" if empty else "class folder without a loadable image"
+        skipped.append((listing.class_paths[index], reason))
+    writer = pq.ParquetWriter(
+        out / f"samples-{listing.split}.parquet", pa.schema(INDEX_COLUMNS), compression="zstd"
+    )
+    buffered: list[pa.Table] = []
+    rows_buffered = 0
+    written = 0
+    sizes: Counter = Counter()
+    modes: Counter = Counter()
+    channels_seen = 1
+    for shard, table in zip(shards, tables, strict=True):
+        number = len(shard_files)
+        shard_files.append(shard.file)
+        keep = table.column("ok").to_numpy(zero_copy_only=False)
+        for row in np.flatnonzero(~keep).tolist():
+            skipped.append(
+                (listing.sources[shard.start + row], table.column("reason")[row].as_py())
+            )
+        rows = np.flatnonzero(keep)
+        if rows.size == 0:
+            continue
+        chosen = table.take(pa.array(rows))
+        positions = shard.start + rows
+        lab = labels[positions]
+        lab_inside = (lab >= 0) & (lab < len(listing.classes))
+        final = np.where(lab_inside, renumber[np.clip(lab, 0, len(listing.classes) - 1)], lab)
+        columns = {
+            "index": pa.array(np.arange(written, written + rows.size), pa.int64()),
+            "label": pa.array(final, pa.int64()),
+            "source": pa.array([listing.sources[p] for p in positions.tolist()], pa.string()),
+            "shard": pa.array(np.full(rows.size, number), pa.int32()),
+            "shard_row": pa.array(rows, pa.int32()),
+        }
+        for name in INDEX_COLUMNS:
+            if name not in columns:
+                columns[name] = chosen.column(name)
+        written += rows.size
+        part = pa.table(columns, schema=pa.schema(INDEX_COLUMNS))
+        widths = part.column("width").to_numpy()
+        heights = part.column("height").to_numpy()
+        sizes.update(zip(widths.tolist(), heights.tolist(), strict=True))
+        modes.update(part.column("mode").to_pylist())
+        channels_seen = max(channels_seen, int(part.column("channels").to_numpy().max()))
+        buffered.append(part)
+        rows_buffered += rows.size
+        while rows_buffered >= ROW_GROUP:
+            merged = pa.concat_tables(buffered)
+            writer.write_table(merged.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
+            buffered, rows_buffered = [merged.slice(ROW_GROUP)], rows_buffered - ROW_GROUP
+    if rows_buffered:
+        writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP)
+    writer.close()
+    totals: dict[tuple[int, str], np.ndarray] = {}
+    for hist in histograms:
+        for class_name, kinds in hist.items():
+            if class_name in listing.classes:
+                label = int(renumber[listing.classes.index(class_name)])
+            else:
+                label = int(class_name.strip("<>").split()[-1])  # "<label 12>": kept as is
+            for kind, counts in kinds.items():
+                totals[label, kind] = totals.get((label, kind), 0) + np.asarray(counts)
+    for (label, kind), counts in sorted(totals.items()):
+        hist_rows["split"].append(listing.split)
+        hist_rows["label"].append(label)
+        hist_rows["kind"].append(kind)
+        hist_rows["counts"].append(counts.tolist())
+    if written == 0:
+        _nothing_loaded(listing, skipped)
+    shape, sentence = _conform(sizes, modes, channels_seen, written)
+    return {
+        "size": written,
+        "classes": classes,
+        "shape": list(shape),
+        "skipped": [{"path": p, "reason": r} for p, r in sorted(skipped)],
+        "sizes": [{"width": w, "height": h, "count": n} for (w, h), n in sizes.most_common()],
+        "modes": dict(modes.most_common()),
+        "conformed": sentence,
+        "labels_outside_classes": outside,
+    }
+
+
+def _nothing_loaded(listing: Listing, skipped: list[tuple[str, str]]) -> None:
+    """Raise the error for a split without one readable image, naming its folder."""
+    where = str(Path(listing.class_paths[0]).parent) if listing.class_paths else listing.split
+    examples = "; ".join(f"{p}: {r}" for p, r in sorted(skipped)[:3])
+    if listing.sources:
+        raise CorruptFile(
+            f"None of the {len(listing):,} image files in {where} could be decoded "
+            f"({examples}). Replace them with images PIL can open."
+        )
+    raise DatasetMissing(
+        f"{where} holds no image files ({len(skipped):,} entries skipped: {examples}). "
+        f"Put images ({', '.join(IMG_EXTENSIONS)}) in {where}/<class>/."
+    )
+
+
+_MODE_WORDS = {"L": "greyscale", "P": "palette", "PA": "palette", "1": "1-bit"}
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _conform(
+    sizes: Counter, modes: Counter, channels: int, n: int
+) -> tuple[tuple[int, int, int], str]:
+    """The shape every image is brought to, and a sentence saying what that changes.
+
+    C is 3 if any image is colour, else 1; H x W is the most common size (ties: the larger,
+    then the first met), others resized bilinear.
+    """
+    width, height = max(sizes, key=lambda size: (sizes[size], size[0] * size[1]))
+    target = "RGB" if channels == 3 else "greyscale"
+    done = []
+    resized = n - sizes[(width, height)]
+    if resized:
+        done.append(
+            f"{resized:,} of {_plural(n, 'image')} resized from other sizes to "
+            f"{width}x{height} (bilinear)"
+        )
+    for mode, count in sorted(modes.items()):
+        if mode == ("RGB" if channels == 3 else "L"):
+            continue
+        note = ""
+        if mode in _ALPHA_MODES:
+            note = " (alpha dropped)"
+        elif mode in _WIDE_MODES:
+            note = " (values above 255 clipped)"
+        word = _MODE_WORDS.get(mode, mode)
+        done.append(f"{_plural(count, word + ' image')} converted to {target}{note}")
+    if not done:
+        done.append(f"All {_plural(n, 'image')} are {width}x{height} {target}: nothing was changed")
+    return (channels, height, width), "; ".join(done) + "."
+
+
+def _collect(folder: Path, keep: Path, shards: dict[str, list[Shard]], grace: float = 3600) -> None:
+    """Delete older indexes and shards no index uses, once an hour old: a page may still be
+    reading one it opened before this scan finished."""
+    used = {s.file for split_shards in shards.values() for s in split_shards}
+    now = time.time()
+    for path in [*folder.glob("index-*"), *(folder / "shards").glob("*.parquet")]:
+        if path == keep or path.name in used:
+            continue
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > grace:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+_last_line = [0.0]
+
+
+def print_progress(progress: Progress) -> None:
+    """The terminal's progress line: redrawn in place on a terminal; elsewhere (a log) a
+    line every few seconds, and the last."""
+    final = progress.state in ("done", "finishing")
+    if sys.stderr.isatty():
+        print(f"\r{progress.line()}", end="\n" if final else "", file=sys.stderr, flush=True)
+    elif final or time.monotonic() - _last_line[0] >= LOG_EVERY:
+        _last_line[0] = time.monotonic()
+        print(progress.line(), file=sys.stderr, flush=True)
