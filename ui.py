@@ -139,6 +139,7 @@ def load(name: str, split: str) -> datalib.SplitData:
                 break
             time.sleep(0.1)
     scan_progress(name)
+    share_link()  # the page stops here: the sidebar's link all the same
     st.stop()
 
 
@@ -363,6 +364,7 @@ export default function(component) {
     parentElement.appendChild(grid);
   }
   grid.style.gridTemplateColumns = `repeat(${data.columns}, minmax(0, ${data.size}px))`;
+  grid.classList.toggle('pixelated', data.pixelated);
   grid.replaceChildren(...data.tiles.map((tile) => {
     const figure = document.createElement('figure');
     const image = document.createElement('img');
@@ -384,7 +386,8 @@ export default function(component) {
 _GRID_CSS = """
 .grid { display: grid; gap: 10px 8px; }
 figure { margin: 0; }
-img { width: 100%; display: block; image-rendering: pixelated; border-radius: 2px; }
+img { width: 100%; display: block; border-radius: 2px; }
+.pixelated img { image-rendering: pixelated; }
 figcaption {
   font-size: 0.75rem; line-height: 1.2; margin-top: 2px; text-align: center;
   color: var(--st-text-color); opacity: 0.75; overflow-wrap: anywhere;
@@ -395,6 +398,7 @@ figcaption {
 """
 _grid = st.components.v2.component("batchscope_image_grid", js=_GRID_JS, css=_GRID_CSS)
 GRID_ROOM = 960  # pixels a grid may fill across the main column of the wide layout
+THUMB_SIDE = 32  # the index's thumbnails (datalib.scan.THUMB): smaller images are kept whole
 GRID_GAP = 8
 
 
@@ -443,6 +447,8 @@ def pixel_grid(
             "size": size,
             "clickable": on_click is not None,
             "current": current,
+            # Small images are drawn with hard pixel edges; thumbnails of big ones smoothly.
+            "pixelated": max(data.image_shape[1:]) <= THUMB_SIDE,
         },
         key=key,
         on_clicked_change=(lambda: on_click(st.session_state[key]["clicked"]))

@@ -3,8 +3,8 @@ the app imports, so the server's memory before any page opens is the code's alon
 page adds is data and sessions. Used only to measure memory.
 
 What is imported: every module that app.py, ui.py and pages/*.py import at their top, the
-pixel histogram's compiled loop that datalib imports lazily (numba), and Plotly's validators
-for the chart types the pages draw. No dataset is read.
+parts of datalib the pages use (datalib imports them on first use; torch among them), and
+Plotly's validators for the chart types the pages draw. No dataset is read.
 """
 
 import ast
@@ -30,13 +30,12 @@ def app_imports() -> list[str]:
 def preload() -> None:
     for name in app_imports():
         importlib.import_module(name)
-    import numpy as np
     import plotly.express as px
     import plotly.graph_objects as go
 
-    from datalib.histogram import byte_histogram
-
-    byte_histogram(np.zeros(8, np.uint8))  # numba loads the compiled loop on its first call
+    # datalib imports its parts on first use: the ones the pages use (torch among them).
+    for name in ("datalib.batches", "datalib.checks", "datalib.datasets", "datalib.stats"):
+        importlib.import_module(name)
     # Plotly loads a trace type's validators on first use: tiny charts of the kinds drawn.
     px.bar(x=[0, 1], y=[1, 2], color=["a", "b"]).to_json()
     go.Figure(go.Heatmap(z=[[0, 1]])).to_json()

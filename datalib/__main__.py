@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from datalib.datasets import download, load, splits_of
@@ -92,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
         if command == "scan":
             sub.add_argument("--workers", type=int, help="processes (default: every core)")
             sub.add_argument("--download", action="store_true", help="download missing files first")
+            sub.add_argument(
+                "--nice",
+                type=int,
+                default=0,
+                help="run at this lower priority (the app's background scans use 10)",
+            )
         if command == "check":
             from datalib.batches import LoaderSettings
 
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             folder = download(args.name, args.root)
             print(f"{dataset_spec(args.name).title} is in {folder}")
         elif args.command == "scan":
+            if args.nice:
+                os.nice(args.nice)  # the workers inherit it
             path = scan(
                 args.name,
                 args.root,

@@ -59,6 +59,7 @@ __all__ = [
     "sample_weights",
     "sampler_name",
     "sampler_shares",
+    "targets",
     "weighted_order",
 ]
 
@@ -268,19 +269,25 @@ def cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
     )
 
 
+def targets(data: SplitData) -> torch.Tensor:
+    """The split's labels as the int64 tensor a dataset's `targets` gives (a copy: the
+    index's own array is read-only, and torch wants to be able to write)."""
+    return torch.from_numpy(data.labels.copy())
+
+
 def class_weights(data: SplitData) -> torch.Tensor:
     """Per-class weights n / (C * count), float64; an empty class counts as one image.
 
     The same torch operations as the code the checklist prints, so the weights (and hence the
     sampler's draws) are bit for bit those of the user's own loader.
     """
-    counts = torch.bincount(torch.from_numpy(data.labels), minlength=len(data.classes))
+    counts = torch.bincount(targets(data), minlength=len(data.classes))
     return len(data) / (len(data.classes) * counts.clamp(min=1).double())
 
 
 def sample_weights(data: SplitData) -> torch.Tensor:
     """Per-sample weights for `WeightedRandomSampler`: each sample gets its class's weight."""
-    return class_weights(data)[torch.from_numpy(data.labels)]
+    return class_weights(data)[targets(data)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -387,7 +394,7 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     non_finite = int(counts[~finite].sum())
     stored = torch.uint8  # every format's images are read as bytes
     numeric = stored not in (torch.bool, torch.complex64, torch.complex128)
-    labels = torch.from_numpy(data.labels)
+    labels = targets(data)
     label_min, label_max = int(labels.min()), int(labels.max())
     out_of_range = int(((labels < 0) | (labels >= len(data.classes))).sum())
     c, h, w = data.image_shape

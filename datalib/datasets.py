@@ -39,6 +39,8 @@ __all__ = [
 # A dataset whose index was last checked longer ago than this is listed again in the
 # background when a page opens it (BATCHSCOPE_RECHECK_SECONDS; 0 turns it off).
 RECHECK_SECONDS = float(os.environ.get("BATCHSCOPE_RECHECK_SECONDS", "300"))
+# A background scan yields the cores to the server's sessions (nice 10): it only waits longer.
+SCAN_NICENESS = 10
 
 
 def missing_files(name: str, root: str | os.PathLike | None = None) -> list[str]:
@@ -176,6 +178,7 @@ def start_scan(name: str, root: str | os.PathLike | None = None, *, download: bo
             return
         folder.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "datalib", "scan", spec.name, "--root", str(root_path)]
+        command += ["--nice", str(SCAN_NICENESS)]
         if download:
             command.append("--download")
         with open(folder / "scan.log", "ab") as log:

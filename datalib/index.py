@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 import re
+import struct
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
@@ -113,7 +113,7 @@ class Index:
         """Pixel-value counts, 256 each, by (split, label, kind): kind is grey, r, g or b."""
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self.path / "histograms.parquet").to_pydict()
+        table = pq.ParquetFile(self.path / "histograms.parquet").read().to_pydict()
         return {
             (split, label, kind): np.asarray(counts, dtype=np.int64)
             for split, label, kind, counts in zip(
@@ -257,15 +257,29 @@ class SplitData:
         for shard, wanted in by_shard.items():
             path = self._index.shard_dir / shards[shard]
             try:
-                column = pq.read_table(path, columns=["thumbnail"]).column(0)
+                column = pq.ParquetFile(path).read(columns=["thumbnail"]).column(0)
             except OSError:
                 raise CorruptFile(
                     f"The index's shard {path.name} is gone: scan {self.spec.title} again."
                 ) from None
             for row, position in wanted:
-                data = column[row].as_py() or b""
-                out[position] = (data, "image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
+                out[position] = _viewable(column[row].as_py() or b"")
         return out  # type: ignore[return-value]
+
+
+def _viewable(blob: bytes) -> tuple[bytes, str]:
+    """A stored thumbnail as a browser shows it: JPEG as it is, raw grey pixels as PNG."""
+    if blob[:4] != b"RAWL":
+        return blob, "image/jpeg"
+    import io
+
+    from PIL import Image
+
+    width, height = struct.unpack("<HH", blob[4:8])
+    pixels = np.frombuffer(blob, np.uint8, offset=8).reshape(height, width)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue(), "image/png"
 
 
 _open: OrderedDict[tuple, Index] = OrderedDict()
@@ -295,9 +309,3 @@ def open_index(spec: DatasetSpec, root: Path) -> Index | None:
         while len(_open) > OPEN_DATASETS:
             _open.popitem(last=False)
     return index
-
-
-def touch(path: Path) -> None:
-    """Mark a file as used now (shards and indexes are collected by age)."""
-    now = time.time()
-    os.utime(path, (now, now))

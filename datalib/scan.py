@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
+import importlib.util
 import itertools
 import json
 import multiprocessing
 import os
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import time
+import types
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pyarrow as pa
@@ -56,9 +59,13 @@ SHARD_MIN, SHARD_MAX = 256, 4096  # a folder's shards: cut where a file name's h
 CUT_MASK = 1023  # ... which it says once in 1024 files on average
 ROW_GROUP = 8192  # rows per row group of an index table: a look-up reads one
 THUMB = 32  # thumbnails: longer side at most this many pixels
-JPEG_QUALITY = 90
+JPEG_QUALITY = 85
 PHASH_SIDE = 32
-IN_PROCESS_BELOW = 4096  # fewer samples to read than this: no worker processes
+CHUNK_PIXELS, CHUNK_MAX = 1 << 21, 512  # images described at once: pixels, count
+IN_PROCESS_BELOW = 4096  # images to read, below which no worker processes start ...
+IN_PROCESS_BYTES = (
+    64 << 20
+)  # ... unless their files hold this much  # fewer samples to read than this: no worker processes
 STATUS_EVERY = 0.5  # seconds between status writes
 LOG_EVERY = 5.0  # seconds between progress lines in a log (not a terminal)
 TEMP_PREFIX = ".tmp-"
@@ -121,9 +128,12 @@ def describe_samples(
             cols["file_bytes"][i] = item.file_bytes
         else:
             reasons[i] = item.reason
-    for rows in by_shape.values():
-        for start in range(0, len(rows), 64):  # bounded memory for big images
-            chunk = rows[start : start + 64]
+    for shape, rows in by_shape.items():
+        # As many images at a time as make a few million pixels: numpy's fixed costs spread
+        # thin, memory bounded for big images.
+        step = max(1, min(CHUNK_MAX, CHUNK_PIXELS // (shape[0] * shape[1])))
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             stack = np.stack([decoded[i].pixels for i in chunk])
             _describe(
                 stack, np.asarray(chunk), cols, thumbs, histograms, [classes[i] for i in chunk]
@@ -155,49 +165,97 @@ def _describe(
     histograms: dict[str, dict[str, np.ndarray]],
     classes: list[str],
 ) -> None:
-    """Fill the columns for same-shaped images `stack` (K x H x W, or K x H x W x 3)."""
+    """Fill the columns for same-shaped images `stack` (K x H x W, or K x H x W x 3).
+
+    Small images are counted by numpy a contiguous channel plane at a time (its reductions
+    over an interleaved RGB axis are ten times slower); a big image's values are counted by
+    PIL (one pass in C), its sums, squares, min and max taken from those counts, and it is
+    box-reduced by PIL before the 32 x 32 picture the hash and thumbnail start from. Both
+    ways give the same exact figures.
+    """
     k, height, width = stack.shape[:3]
     colour = stack.ndim == 4
+    channels = 3 if colour else 1
+    kinds = ("r", "g", "b") if colour else ("grey",)
+    names = np.asarray(classes)
+    if height * width >= BIG_IMAGE:
+        images = [Image.fromarray(pixels) for pixels in stack]
+        counts = np.array([image.histogram() for image in images], dtype=np.int64)
+        counts = counts.reshape(k, channels, LEVELS)
+        sums, squares = (counts @ VALUES).T, (counts @ VALUES**2).T
+        seen = counts > 0
+        lows = seen.argmax(axis=2).T
+        highs = (LEVELS - 1 - seen[:, :, ::-1].argmax(axis=2)).T
+        for name in sorted(set(classes)):
+            _add(histograms, name, kinds, counts[names == name].sum(axis=0))
+        factor = min(height, width) // (2 * PHASH_SIDE)
+        if factor >= 2:
+            reduced = np.stack([np.asarray(image.reduce(factor)) for image in images])
+        else:
+            reduced = stack
+    else:
+        reduced = stack
+    planes = np.ascontiguousarray(np.moveaxis(reduced, -1, 0)) if colour else reduced[None]
+    if height * width < BIG_IMAGE:
+        flat = planes.reshape(channels, k, height * width)
+        # Narrow accumulators where they cannot overflow: half the memory traffic.
+        sums = flat.sum(axis=2, dtype=np.uint32)
+        squares = np.square(flat, dtype=np.uint16).sum(axis=2, dtype=np.uint64)
+        lows, highs = flat.min(axis=2), flat.max(axis=2)
+        for name in sorted(set(classes)):
+            members = np.flatnonzero(names == name)
+            chosen = flat if members.size == k else flat[:, members]
+            _add(histograms, name, kinds, [_byte_counts(plane) for plane in chosen])
     cols["ok"][rows] = True
     cols["width"][rows], cols["height"][rows] = width, height
-    cols["channels"][rows] = 3 if colour else 1
-    planes = [stack[..., c] for c in range(3)] if colour else [stack]
-    flat = [plane.reshape(k, -1) for plane in planes]
-    for c in range(3):
-        plane = flat[c if colour else 0]  # grey: the same value on all three, as L -> RGB
-        cols[f"sum_c{c}"][rows] = plane.sum(axis=1, dtype=np.int64)
-        cols[f"sumsq_c{c}"][rows] = np.square(plane, dtype=np.uint32).sum(axis=1, dtype=np.int64)
-        cols[f"min_c{c}"][rows] = plane.min(axis=1)
-        cols[f"max_c{c}"][rows] = plane.max(axis=1)
-    grey = _luma(stack) if colour else stack.astype(np.float32)
+    cols["channels"][rows] = channels
+    for c in range(3):  # grey: the same value on all three, as L -> RGB gives
+        plane = c if colour else 0
+        cols[f"sum_c{c}"][rows] = sums[plane]
+        cols[f"sumsq_c{c}"][rows] = squares[plane]
+        cols[f"min_c{c}"][rows] = lows[plane]
+        cols[f"max_c{c}"][rows] = highs[plane]
+    # Every image at 32 x 32 (area-averaged): the perceptual hash's input, the ink measure's,
+    # and a square image's thumbnail.
+    small = _area_resize(planes, PHASH_SIDE)
+    grey = np.tensordot(LUMA, small, axes=1) if colour else small[0]
     cols["ink"][rows] = _ink(grey)
     cols["phash"][rows] = _phash(grey)
+    thumbnails = _thumbnails(reduced, small)
     for j, row in enumerate(rows.tolist()):
-        pixels = stack[j]
-        cols["content_hash"][row] = int.from_bytes(
-            hashlib.blake2b(
-                np.asarray(pixels.shape, np.int64).tobytes() + pixels.tobytes(), digest_size=8
-            ).digest(),
-            "little",
-        )
-        thumbs[row] = _thumbnail(pixels)
-    kinds = ("r", "g", "b") if colour else ("grey",)
-    for name in sorted(set(classes)):
-        members = np.flatnonzero(np.asarray(classes) == name)
-        target = histograms.setdefault(name, {})
-        for kind, plane in zip(kinds, flat, strict=True):
-            counts = np.bincount(plane[members].ravel(), minlength=256)
-            target[kind] = target.get(kind, 0) + counts
+        # SHA-1 (the processor has instructions for it) of the shape and the pixels' buffer
+        # (not a copy), its first 64 bits: a content hash, not a secret.
+        digest = hashlib.sha1(np.asarray(stack[j].shape, np.int64).tobytes(), usedforsecurity=False)
+        digest.update(stack[j])
+        cols["content_hash"][row] = int.from_bytes(digest.digest()[:8], "little")
+        thumbs[row] = thumbnails[j]
 
 
-def _luma(stack: np.ndarray) -> np.ndarray:
-    """Grey levels of RGB images as PIL's convert("L") weighs them (ITU-R 601-2)."""
-    return stack @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def _add(histograms: dict, name: str, kinds: tuple[str, ...], counts) -> None:
+    target = histograms.setdefault(name, {})
+    for kind, values in zip(kinds, counts, strict=True):
+        target[kind] = target.get(kind, 0) + values
+
+
+LEVELS = 256
+VALUES = np.arange(LEVELS, dtype=np.int64)
+BIG_IMAGE = 128 * 128  # pixels from which PIL counts an image's values (faster in C there)
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # PIL's convert("L") weights
+
+
+def _byte_counts(values: np.ndarray) -> np.ndarray:
+    """How many of these bytes take each value 0-255. Counted in pairs (one bincount over
+    uint16, half as many items as bytes), which is twice as fast as counting bytes."""
+    data = np.ascontiguousarray(values).reshape(-1)
+    odd = data[-1:] if data.size % 2 else data[:0]
+    pairs = data[: data.size - odd.size].view(np.uint16)
+    table = np.bincount(pairs, minlength=65536).reshape(256, 256)
+    return table.sum(axis=0) + table.sum(axis=1) + np.bincount(odd, minlength=256)
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
-    """The fraction of each image's pixels that differ from its border (its background) by
-    more than a quarter of the range: the ink of a digit, the object of a photo."""
+    """The fraction of each image (at 32 x 32) that differs from its border, its background,
+    by more than a quarter of the range: the ink of a digit, the object of a photo."""
     border = np.concatenate(
         [grey[:, 0, :], grey[:, -1, :], grey[:, :, 0], grey[:, :, -1]], axis=1
     ).mean(axis=1)
@@ -221,6 +279,26 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return _matrices[key]
 
 
+def _area_resize(planes: np.ndarray, side: int) -> np.ndarray:
+    """C x K x H x W uint8 planes, area-resized to C x K x side x side (float32).
+
+    Where H and W are whole multiples of `side`, the area mean is a sum of strided views
+    (three times faster); otherwise two matrix products over every row and column at once.
+    """
+    channels, k, height, width = planes.shape
+    fy, fx = height // side, width // side
+    if fy * side == height and fx * side == width and fy * fx <= 64:
+        total = np.zeros((channels, k, side, side), dtype=np.uint32 if fy * fx > 257 else np.uint16)
+        for dy in range(fy):
+            for dx in range(fx):
+                total += planes[:, :, dy::fy, dx::fx]
+        return total / np.float32(fy * fx)
+    columns = planes.reshape(-1, width).astype(np.float32) @ _area_matrix(width, side).T
+    rows = columns.reshape(channels * k, height, side).transpose(0, 2, 1).reshape(-1, height)
+    both = rows @ _area_matrix(height, side).T
+    return both.reshape(channels, k, side, side).transpose(0, 1, 3, 2)
+
+
 def _dct_matrix(n: int) -> np.ndarray:
     key = (n, -1)
     if key not in _matrices:
@@ -231,11 +309,10 @@ def _dct_matrix(n: int) -> np.ndarray:
     return _matrices[key]
 
 
-def _phash(grey: np.ndarray) -> np.ndarray:
-    """64-bit perceptual hashes: each image at 32 x 32, its 8 x 8 lowest DCT frequencies,
-    one bit each for above or below their median. Near-identical images differ in few bits."""
-    _, height, width = grey.shape
-    small = _area_matrix(height, PHASH_SIDE) @ grey @ _area_matrix(width, PHASH_SIDE).T
+def _phash(small: np.ndarray) -> np.ndarray:
+    """64-bit perceptual hashes of K x 32 x 32 grey images: their 8 x 8 lowest DCT
+    frequencies, one bit each for above or below their median. Near-identical images differ
+    in few bits."""
     dct = _dct_matrix(PHASH_SIDE)
     low = (dct @ small @ dct.T)[:, :8, :8].reshape(-1, 64)
     median = np.median(low[:, 1:], axis=1, keepdims=True)  # the DC term is left out
@@ -243,17 +320,36 @@ def _phash(grey: np.ndarray) -> np.ndarray:
     return (bits << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
 
 
-def _thumbnail(pixels: np.ndarray) -> bytes:
-    """A small picture for grids: PNG for grey (exact), JPEG for colour."""
-    image = Image.fromarray(pixels)
-    if max(image.size) > THUMB:
-        image.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
-    buffer = io.BytesIO()
-    if image.mode == "L":
-        image.save(buffer, format="PNG", optimize=False)
-    else:
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return buffer.getvalue()
+def _thumbnails(stack: np.ndarray, small: np.ndarray) -> list[bytes]:
+    """Small pictures for grids, longer side at most THUMB: grey ones raw (exact, and small
+    enough), colour ones JPEG."""
+    height, width = stack.shape[1:3]
+    if max(height, width) <= THUMB:
+        pictures = stack
+    elif height == width and THUMB == PHASH_SIDE:
+        pictures = np.moveaxis(small, 0, -1) if stack.ndim == 4 else small[0]
+        pictures = np.clip(np.rint(pictures), 0, 255).astype(np.uint8)
+    else:  # not square: PIL keeps the aspect ratio
+        pictures = []
+        for pixels in stack:
+            image = Image.fromarray(pixels)
+            image.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
+            pictures.append(np.asarray(image))
+    return [encode_thumbnail(np.ascontiguousarray(p)) for p in pictures]
+
+
+RAW_GREY = b"RAWL"  # a raw grey thumbnail: this, width and height (uint16 each), the pixels
+
+
+def encode_thumbnail(pixels: np.ndarray) -> bytes:
+    """One thumbnail as stored: grey raw, colour JPEG (simplejpeg: PIL's encoder costs 70 us
+    a call in Python overhead, more than the scan's whole budget for it)."""
+    if pixels.ndim == 2:
+        height, width = pixels.shape
+        return RAW_GREY + struct.pack("<HH", width, height) + pixels.tobytes()
+    import simplejpeg
+
+    return simplejpeg.encode_jpeg(pixels, quality=JPEG_QUALITY, colorspace="RGB")
 
 
 # Shards -------------------------------------------------------------------------------------
@@ -321,23 +417,27 @@ def plan_shards(listing: Listing) -> list[Shard]:
     return shards
 
 
-def scan_shard(name: str, root: str, sources: list[str], classes: list[str], path: str) -> int:
+def scan_shard(
+    name: str, root: str, sources: list[str], classes: list[str], path: str
+) -> tuple[int, pa.Table, dict]:
     """Describe one shard and store it at `path` (a temp file renamed into place); the
-    worker processes' job. Returns how many images it read."""
+    worker processes' job. Returns how many images it read, and the table (less its
+    thumbnails) and histograms, so that finishing the index need not read them back."""
     spec = dataset_spec(name)
     table, histograms = describe_samples(spec, Path(root), sources, classes)
-    table = table.replace_schema_metadata({"histograms": json.dumps(histograms)})
+    stored = table.replace_schema_metadata({"histograms": json.dumps(histograms)})
     target = Path(path)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as stream:
-            pq.write_table(table, stream, compression="zstd")
+            # zstd halves even the JPEG thumbnails: their headers are alike, row after row.
+            pq.write_table(stored, stream, compression="zstd")
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    return len(sources)
+    return len(sources), table.drop_columns(["thumbnail"]), histograms
 
 
 # The local runner ---------------------------------------------------------------------------
@@ -426,7 +526,7 @@ def scan(
     with file_lock(folder / "scan.lock"):
         try:
             return _scan_locked(
-                spec, root_path, folder, shard_dir, workers, download, progress, report, runner
+                spec, root_path, folder, shard_dir, workers, progress, report, runner
             )
         except KeyboardInterrupt:
             progress.state = "stopped"
@@ -462,27 +562,65 @@ def _clear_temp(folder: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _scan_locked(
-    spec, root, folder, shard_dir, workers, download, progress, report, runner
-) -> Path:
+def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runner) -> Path:
     _clear_temp(folder)
     progress.state = "listing"
     _write_status(folder, progress)
-    if download and spec.format.missing(spec, root):
-        progress.state = "downloading"
-        _write_status(folder, progress)
-        spec.format.download(spec, root)
+    last = [0.0]
+    described: dict[str, tuple[pa.Table, dict]] = {}  # what workers sent back: no re-reading
+
+    def advance(result: tuple[int, pa.Table | None, dict | None], path: str) -> None:
+        rows, table, histograms = result
+        if table is not None:
+            described[Path(path).name] = (table, histograms)
+        progress.done += rows
+        if time.monotonic() - last[0] >= STATUS_EVERY or progress.done == progress.total:
+            last[0] = time.monotonic()
+            _write_status(folder, progress)
+            report(progress)
+
     listings: dict[str, Listing | DatalibError] = {}
-    for split in spec.format.splits(spec, root):
-        try:
-            listings[split] = spec.format.listing(spec, root, split)
-        except DatalibError as e:  # a damaged split: the others are still indexed
-            listings[split] = e
-    good = {s: v for s, v in listings.items() if isinstance(v, Listing)}
-    if not good:
-        raise next(iter(listings.values()))  # type: ignore[misc]
-    shards = {split: plan_shards(listing) for split, listing in good.items()}
-    key = hashlib.sha256(
+    with _Shards(spec, root, shard_dir, workers, advance, runner, progress) as work:
+        # A folder is listed class by class, and each class's shards start at once: the
+        # workers read images while the listing goes on.
+        for split in spec.format.splits(spec, root):
+            try:
+                listings[split] = spec.format.listing(spec, root, split, each_class=work.add)
+            except DatalibError as e:  # a damaged split: the others are still indexed
+                listings[split] = e
+        good = {s: v for s, v in listings.items() if isinstance(v, Listing)}
+        if not good:
+            raise next(iter(listings.values()))  # type: ignore[misc]
+        shards = {split: plan_shards(listing) for split, listing in good.items()}
+        key = _index_key(listings, shards)
+        current = current_index(spec, root)
+        if not work.submitted and current is not None and current.name == f"index-{key}":
+            progress.state = "done"
+            progress.skipped_rows = sum(len(v) for v in good.values())
+            _write_status(folder, progress, finished=time.time(), index=current.name)
+            report(progress)
+            return current
+        for listing in good.values():
+            work.add(listing)  # what was not listed class by class (arrays), or is missing
+        progress.skipped_rows = sum(len(v) for v in good.values()) - progress.total
+        progress.state = "scanning"
+        _write_status(folder, progress)
+        work.finish()
+    progress.state = "finishing"
+    _write_status(folder, progress)
+    report(progress)
+    path = _finish(spec, root, folder, listings, shards, key, described)
+    progress.state = "done"
+    _write_status(folder, progress, finished=time.time(), index=path.name)
+    report(progress)
+    _collect(folder, path, shards)
+    return path
+
+
+def _index_key(listings: dict, shards: dict[str, list[Shard]]) -> str:
+    """What the index's content depends on: every shard's key, each split's classes and what
+    was skipped (or why a split failed)."""
+    return hashlib.sha256(
         json.dumps(
             [
                 SCAN_VERSION,
@@ -500,81 +638,121 @@ def _scan_locked(
             ]
         ).encode()
     ).hexdigest()[:24]
-    current = current_index(spec, root)
-    if current is not None and current.name == f"index-{key}":
-        progress.state = "done"
-        progress.skipped_rows = sum(len(v) for v in good.values())
-        _write_status(folder, progress, finished=time.time(), index=current.name)
-        report(progress)
-        return current
-    todo = [
-        (shard, good[shard.split])
-        for split_shards in shards.values()
-        for shard in split_shards
-        if not (shard_dir / shard.file).is_file()
-    ]
-    progress.total = sum(s.stop - s.start for s, _ in todo)
-    progress.skipped_rows = sum(len(v) for v in good.values()) - progress.total
-    progress.state = "scanning"
-    _write_status(folder, progress)
-    tasks = [
-        (
-            spec.name,
-            str(root),
-            listing.sources[shard.start : shard.stop],
-            _class_names(listing)[shard.start : shard.stop],
-            str(shard_dir / shard.file),
-        )
-        for shard, listing in todo
-    ]
-    last = [0.0]
-
-    def advance(rows: int) -> None:
-        progress.done += rows
-        if time.monotonic() - last[0] >= STATUS_EVERY or progress.done == progress.total:
-            last[0] = time.monotonic()
-            _write_status(folder, progress)
-            report(progress)
-
-    if runner is not None:
-        runner(tasks, advance)
-    else:
-        _run_local(tasks, workers, advance)
-    progress.state = "finishing"
-    _write_status(folder, progress)
-    report(progress)
-    path = _finish(spec, root, folder, listings, shards, key)
-    progress.state = "done"
-    _write_status(folder, progress, finished=time.time(), index=path.name)
-    report(progress)
-    _collect(folder, path, shards)
-    return path
 
 
-def _run_local(tasks: list[tuple], workers: int | None, advance: Callable[[int], None]) -> None:
-    """Each task on a pool of worker processes (in this process when there is little to do)."""
-    rows = sum(len(task[2]) for task in tasks)
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or rows < IN_PROCESS_BELOW:
-        for task in tasks:
-            advance(scan_shard(*task))
-        return
-    # spawn: workers start from a clean interpreter (numpy, PIL, pyarrow), never a copy of a
-    # server that holds torch and threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        min(workers, len(tasks)), mp_context=context, initializer=_worker_init
-    ) as pool:
-        pending = {pool.submit(scan_shard, *task) for task in tasks}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    advance(future.result())
-        except BaseException:
-            for future in pending:
+class _Shards:
+    """The shards still to read, run as they are found: in this process while there is
+    little to do, on a pool of worker processes from IN_PROCESS_BELOW images (or
+    IN_PROCESS_BYTES of files) on; or handed whole to `runner` (the Ray engine) at the end."""
+
+    def __init__(self, spec, root, shard_dir, workers, advance, runner, progress) -> None:
+        self.spec, self.root, self.shard_dir = spec, root, shard_dir
+        self.workers = workers or os.cpu_count() or 1
+        self.advance, self.runner, self.progress = advance, runner, progress
+        self.submitted: set[str] = set()
+        self.buffered: list[tuple] = []
+        self.buffered_bytes = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: dict = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *error) -> None:
+        if self.pool is not None:
+            for future in self.pending:
                 future.cancel()
-            raise
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, listing: Listing) -> None:
+        """Queue the shards of `listing` (a split, or the part of it listed so far) that were
+        not read before."""
+        names = _class_names(listing)
+        for shard in plan_shards(listing):
+            if shard.key in self.submitted or (self.shard_dir / shard.file).is_file():
+                continue
+            self.submitted.add(shard.key)
+            self.progress.total += shard.stop - shard.start
+            task = (
+                self.spec.name,
+                str(self.root),
+                listing.sources[shard.start : shard.stop],
+                names[shard.start : shard.stop],
+                str(self.shard_dir / shard.file),
+            )
+            if self.pool is not None:
+                self._submit(task)
+                continue
+            self.buffered.append(task)
+            self.buffered_bytes += int(listing.sizes[shard.start : shard.stop].sum())
+            rows = sum(len(t[2]) for t in self.buffered)
+            enough = rows >= IN_PROCESS_BELOW or self.buffered_bytes >= IN_PROCESS_BYTES
+            if self.runner is None and self.workers > 1 and enough:
+                self._start()
+        self._collect(block=False)
+
+    def _start(self) -> None:
+        # spawn: workers start from a clean interpreter (numpy, PIL, pyarrow), never a copy
+        # of a server that holds torch and threads.
+        self.pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+        )
+        for task in self.buffered:
+            self._submit(task)
+        self.buffered = []
+
+    def _submit(self, task: tuple) -> None:
+        with _workers_skip_main():  # workers start as tasks are submitted
+            self.pending[self.pool.submit(scan_shard, *task)] = task[-1]
+
+    def _collect(self, *, block: bool) -> None:
+        if not self.pending:
+            return
+        finished, _ = wait(self.pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            self.advance(future.result(), self.pending.pop(future))
+
+    def finish(self) -> None:
+        """Every queued shard read and stored."""
+        if self.runner is not None:
+            self.runner(self.buffered, self.advance)
+        elif self.pool is None:
+            for task in self.buffered:
+                self.advance(scan_shard(*task), task[-1])
+        self.buffered = []
+        while self.pending:
+            self._collect(block=True)
+
+
+@contextlib.contextmanager
+def _workers_skip_main():
+    """While workers start: show them this module as the main one, and one BLAS thread each.
+
+    A spawned worker imports its parent's main module first: a user's script (run again, from
+    the top), a notebook or `<stdin>` (which fails). This module is all a worker needs. And
+    numpy's BLAS would start a thread per core in every worker: its small matrix products
+    then cost twice the CPU, spinning against the other workers.
+    """
+    real = sys.modules["__main__"]
+    stand_in = types.ModuleType("__main__")
+    stand_in.__spec__ = importlib.util.find_spec(__name__)
+    sys.modules["__main__"] = stand_in
+    threads = {name: os.environ.get(name) for name in BLAS_THREADS}
+    os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
+        for name, value in threads.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _worker_init() -> None:
@@ -586,12 +764,16 @@ def _worker_init() -> None:
 
 
 def _read_shard(path: Path) -> tuple[pa.Table, dict]:
-    table = pq.read_table(path, columns=[c for c in SHARD_COLUMNS if c != "thumbnail"])
-    metadata = pq.read_schema(path).metadata or {}
+    # ParquetFile, not read_table: that imports pyarrow.dataset, a third of a second.
+    shard = pq.ParquetFile(path)
+    table = shard.read(columns=[c for c in SHARD_COLUMNS if c != "thumbnail"])
+    metadata = shard.schema_arrow.metadata or {}
     return table, json.loads(metadata.get(b"histograms", b"{}"))
 
 
-def _finish(spec, root: Path, folder: Path, listings: dict, shards: dict, key: str) -> Path:
+def _finish(
+    spec, root: Path, folder: Path, listings: dict, shards: dict, key: str, described: dict
+) -> Path:
     """Write the index folder from the shards, and name it in CURRENT: whole or not at all."""
     target = folder / f"index-{key}"
     temp = Path(tempfile.mkdtemp(dir=folder, prefix=TEMP_PREFIX))
@@ -605,7 +787,7 @@ def _finish(spec, root: Path, folder: Path, listings: dict, shards: dict, key: s
             continue
         try:
             meta_splits[split] = _finish_split(
-                listing, shards[split], folder / "shards", temp, shard_files, hist_rows
+                listing, shards[split], folder / "shards", temp, shard_files, hist_rows, described
             )
         except DatalibError as e:  # no readable image in this split: the others still count
             failures[split] = e
@@ -652,12 +834,13 @@ def _finish_split(
     out: Path,
     shard_files: list[str],
     hist_rows: dict[str, list],
+    described: dict[str, tuple[pa.Table, dict]],
 ) -> dict:
     """One split's table and facts: unreadable images dropped, classes without a readable
     image dropped and the rest renumbered (ImageFolder would refuse or crash on them)."""
     tables, histograms = [], []
     for shard in shards:
-        table, hist = _read_shard(shard_dir / shard.file)
+        table, hist = described.pop(shard.file, None) or _read_shard(shard_dir / shard.file)
         tables.append(table)
         histograms.append(hist)
     ok = np.concatenate(

@@ -51,7 +51,7 @@ def test_same_tensors_files_and_classes_as_torchvision(family_root, name, split)
     reference = spec.dataset_class()(str(family_root), train=split == "train")
     data = datalib.load(name, split, family_root)
     images = torch.from_numpy(data.images(range(len(data))))
-    labels = torch.from_numpy(data.labels)
+    labels = torch.from_numpy(data.labels.copy())
     assert images.dtype == reference.data.dtype == torch.uint8
     assert labels.dtype == reference.targets.dtype == torch.int64
     assert torch.equal(images[:, 0], reference.data)

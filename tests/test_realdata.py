@@ -38,7 +38,7 @@ def test_tensors_equal_torchvisions(real_root, split):
     reference = torchvision.datasets.MNIST(real_root, train=split == "train")
     data = datalib.load("mnist", split, real_root)
     images = torch.from_numpy(data.images(range(len(data))))
-    labels = torch.from_numpy(data.labels)
+    labels = torch.from_numpy(data.labels.copy())
     assert images.dtype == reference.data.dtype == torch.uint8
     assert labels.dtype == reference.targets.dtype == torch.int64
     assert torch.equal(images[:, 0], reference.data)

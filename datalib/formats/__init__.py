@@ -10,6 +10,8 @@ then brings a split's images to the one shape its DataLoader batches.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import stat
 from collections.abc import Sequence
@@ -88,8 +90,10 @@ class Format:
         """Put the dataset's files under `root`; returns their folder."""
         raise InvalidRequest(f"{spec.title} cannot be downloaded: its files are your own.")
 
-    def listing(self, spec, root: Path, split: str) -> Listing:
-        """What `split` holds, in the order its DataLoader visits it."""
+    def listing(self, spec, root: Path, split: str, each_class=None) -> Listing:
+        """What `split` holds, in the order its DataLoader visits it. A format that lists
+        class by class may call `each_class(part)` with each class's rows as it goes (a
+        Listing of just those rows), so that they can be read while it lists the rest."""
         raise NotImplementedError
 
     def read(self, spec, root: Path, sources: Sequence[str]) -> list[Decoded | Unreadable]:
@@ -147,28 +151,42 @@ class Conform:
         return out
 
 
-def open_regular(path: Path, root: Path) -> int:
-    """A file descriptor for reading `path`, which must be a regular file inside `root`.
+def open_regular(path: Path | str, root: Path | str) -> tuple[int, int]:
+    """A file descriptor for reading `path`, which must be a regular file inside `root`, and
+    the file's size.
 
     Checked on the opened descriptor, not the path: a file swapped for a link (out of the
     root) or for a FIFO between listing and reading is refused, never followed or waited on.
-    Raises OSError (with errno) or InvalidRequest (with the reason).
+    A link inside the root is followed once, by its resolved path. Raises OSError (with
+    errno) or InvalidRequest (with the reason).
     """
-    real = os.path.realpath(path)
-    base = os.path.realpath(root)
-    if not Path(real).is_relative_to(base):
-        raise InvalidRequest("link leads outside the data root")
-    fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    base = _real_root(str(root))
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        real = os.path.realpath(path)  # a link: allowed where it stays inside the root
+        if not real.startswith(base + os.sep):
+            raise InvalidRequest("link leads outside the data root") from None
+        fd = os.open(real, _READ_FLAGS)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InvalidRequest("not a regular file (a FIFO, a device or a folder)")
-        with contextlib.suppress(OSError):  # where /proc is there: what was really opened
-            opened = os.readlink(f"/proc/self/fd/{fd}")
-            if not Path(opened).is_relative_to(base):
+        with contextlib.suppress(FileNotFoundError):  # where /proc is: what was really opened
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith(base + os.sep):
                 raise InvalidRequest("link leads outside the data root")
         os.set_blocking(fd, True)
-        return fd
+        return fd, info.st_size
     except BaseException:
         os.close(fd)
         raise
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root).rstrip(os.sep) or os.sep

@@ -91,7 +91,7 @@ class _Batches:
 
 def _read_batch(path: Path, root: Path) -> tuple[np.ndarray, list[int]]:
     """A batch file's images as N x 32 x 32 x 3 uint8 (read-only) and its labels."""
-    fd = open_regular(path, root)
+    fd, _ = open_regular(path, root)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     try:
@@ -165,12 +165,12 @@ class CifarFormat(Format):
         )
 
     def classes(self, spec, root: Path) -> tuple[str, ...]:
-        fd = open_regular(root / FOLDER / self.meta[0], root)
+        fd, _ = open_regular(root / FOLDER / self.meta[0], root)
         with os.fdopen(fd, "rb") as handle:
             names = _unpickle(handle.read()).get("label_names", [])
         return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
-    def listing(self, spec, root: Path, split: str) -> Listing:
+    def listing(self, spec, root: Path, split: str, each_class=None) -> Listing:
         folder = root / FOLDER
         if self.missing(spec, root):
             check_root(root, create=False)

@@ -196,13 +196,30 @@ class FolderFormat(Format):
         names = ", ".join(path.name for path in splits)
         raise UnknownDataset(f"{spec.name} has no split {split!r}. Choose one of: {names}.")
 
-    def listing(self, spec, root: Path, split: str) -> Listing:
+    def listing(self, spec, root: Path, split: str, each_class=None) -> Listing:
         base, folder = self._dataset_folder(spec, root)
         split_dir = self._split_folder(spec, folder, split)
         name = folder.relative_to(base).as_posix()
         where = name if split_dir == folder else f"{name}/{split}"
+        base_key = repr((PIL.__version__, MAX_PIXELS))
+
+        def listed(walk: _Walk, start: int) -> None:
+            if each_class is not None and len(walk.sources) > start:
+                each_class(
+                    Listing(
+                        split=split,
+                        classes=tuple(walk.classes),
+                        sources=walk.sources[start:],
+                        labels=np.asarray(walk.labels[start:], dtype=np.int64),
+                        sizes=np.asarray(walk.sizes[start:], dtype=np.int64),
+                        mtimes=np.asarray(walk.mtimes[start:], dtype=np.int64),
+                        base=base_key,
+                        cut_by_content=True,
+                    )
+                )
+
         try:
-            walk = _list_split(base, split_dir)
+            walk = _list_split(base, split_dir, listed)
         except OSError as e:
             raise DataRootError(
                 f"{_under(split_dir, base)} cannot be read ({e.strerror}). Fix its permissions "
@@ -220,7 +237,7 @@ class FolderFormat(Format):
             labels=np.asarray(walk.labels, dtype=np.int64),
             sizes=np.asarray(walk.sizes, dtype=np.int64),
             mtimes=np.asarray(walk.mtimes, dtype=np.int64),
-            base=repr((PIL.__version__, MAX_PIXELS)),
+            base=base_key,
             skipped=walk.skipped,
             class_paths=walk.class_paths,
             files_per_class=walk.files_per_class,
@@ -239,8 +256,9 @@ class FolderFormat(Format):
         return [f"dataset = datasets.ImageFolder({str(folder)!r}, transform=transform)"]
 
 
-def _list_split(base: Path, split_dir: Path) -> _Walk:
-    """Walk a split folder in ImageFolder's order, recording everything left out and why."""
+def _list_split(base: Path, split_dir: Path, listed=None) -> _Walk:
+    """Walk a split folder in ImageFolder's order, recording everything left out and why;
+    `listed(walk, start)` hears of each class once its rows from `start` on are listed."""
     walk = _Walk()
     entries = sorted(os.scandir(split_dir), key=lambda entry: entry.name)
     for entry in entries:
@@ -256,9 +274,12 @@ def _list_split(base: Path, split_dir: Path) -> _Walk:
         elif _leads_outside(class_dir, base):
             walk.skipped.append((_under(class_dir, base), "link leads outside the data root"))
         else:
+            start = len(walk.sources)
             _list_class(walk, base, class_dir, len(walk.classes))
             walk.classes.append(entry.name)
             walk.class_paths.append(_under(class_dir, base))
+            if listed is not None:
+                listed(walk, start)
     return walk
 
 
@@ -350,14 +371,12 @@ def grey_or_rgb(image: Image.Image) -> Image.Image:
 
 def read_image(root: Path, source: str) -> Decoded | Unreadable:
     """One image file under the root, decoded as loading does, or why it cannot be."""
-    path = root / source
+    path = os.path.join(root, source)  # a string join: pathlib costs more than the checks
     try:
-        fd = open_regular(path, root)
+        fd, size = open_regular(path, root)
     except InvalidRequest as e:
         return Unreadable(str(e))
     except OSError as e:
-        if e.errno == 40:  # ELOOP: O_NOFOLLOW met a link swapped in since the listing
-            return Unreadable("link leads outside the data root")
         return Unreadable(f"cannot be read: {e.strerror}")
     try:
         with os.fdopen(fd, "rb") as handle, Image.open(handle) as image:
@@ -368,7 +387,6 @@ def read_image(root: Path, source: str) -> Decoded | Unreadable:
                     "(BATCHSCOPE_MAX_PIXELS)"
                 )
             image.load()  # decodes now, so a truncated file fails here, not later
-            size = os.fstat(handle.fileno()).st_size
             return Decoded(np.asarray(grey_or_rgb(image)), image.mode, size)
     # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError... for bad files,
     # and a bad file must be skipped and listed, never crash the page.
@@ -376,7 +394,7 @@ def read_image(root: Path, source: str) -> Decoded | Unreadable:
         return Unreadable(_load_failure(path, e))
 
 
-def _load_failure(path: Path, error: Exception) -> str:
+def _load_failure(path: str, error: Exception) -> str:
     """Why a file could not be loaded, in words a user can act on."""
     if isinstance(error, OSError) and error.errno is not None:  # permissions, I/O errors
         return f"cannot be read: {error.strerror}"

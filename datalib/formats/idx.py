@@ -101,7 +101,7 @@ class IdxFormat(Format):
 
         return fetch(spec, root, self.files(), check, lambda: self.missing_message(spec, root))
 
-    def listing(self, spec, root: Path, split: str) -> Listing:
+    def listing(self, spec, root: Path, split: str, each_class=None) -> Listing:
         folder = root / self.folder(spec)
         if self.missing(spec, root):
             check_root(root, create=False)
@@ -135,7 +135,7 @@ class IdxFormat(Format):
         for file, wanted in by_file.items():
             n, height, width = idx_shape(folder / file, 3)
             size = height * width
-            fd = open_regular(folder / file, root)
+            fd, _ = open_regular(folder / file, root)
             try:
                 for run in _runs(sorted(wanted)):
                     first, last = run[0][0], run[-1][0]
