@@ -430,6 +430,57 @@ def large_image_row(data_root: Path, results: Path) -> tuple[Row, dict]:
     return row, figures
 
 
+PNG_FOLDER = "mnist-test-png"  # MNIST's test split as 10,000 PNG files, for the next row
+FIFTYONE_SECONDS, FIFTYONE_BYTES = 8.6, 450 * 2**20  # FiftyOne on the same files (issue #11)
+
+
+def png_info_row(mnist_root: str, data_root: Path, results: Path) -> Row:
+    """`python -m datalib info folder:mnist-test-png` from nothing (a fresh cache): wall time
+    and the peak memory of its process tree, against FiftyOne's figures on the same files."""
+    from PIL import Image
+
+    from datalib.formats.idx import read_idx
+
+    folder = data_root / PNG_FOLDER
+    if not (folder / ".made").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        raw = Path(mnist_root) / "MNIST" / "raw"
+        images = read_idx(raw / "t10k-images-idx3-ubyte", 3)
+        labels = read_idx(raw / "t10k-labels-idx1-ubyte", 1)
+        for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
+            target = folder / str(label)
+            target.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(target / f"{i:05}.png")
+        (folder / ".made").write_text("10000")
+    cache = results / "scan-cache-png"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = os.environ | {"BATCHSCOPE_CACHE": str(cache)}
+    command = [sys.executable, "-m", "datalib", "info", f"folder:{PNG_FOLDER}"]
+    command += ["--root", str(data_root), "--json"]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss(process.pid))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    size = json.loads(process.stdout.read())["splits"]["all"]["size"]
+    return Row(
+        key="info_png_folder",
+        work=f"`python -m datalib info` on MNIST test as {size:,} PNG files, from nothing "
+        "(scan included; process tree's peak RSS)",
+        measured=f"{duration(seconds)}, {megabytes(peak)}",
+        baseline=f"FiftyOne ingesting and counting the same files: {FIFTYONE_SECONDS} s, "
+        f"{megabytes(FIFTYONE_BYTES)} (its figures, from the issue; not run here)",
+        result=f"{FIFTYONE_SECONDS / seconds:.1f}x faster, {FIFTYONE_BYTES / peak:.1f}x lighter",
+        target="faster and lighter than FiftyOne",
+        ok=size == 10000 and seconds < FIFTYONE_SECONDS and peak < FIFTYONE_BYTES,
+        data={"seconds": seconds, "peak_tree_rss": peak},
+    )
+
+
 def run(
     mnist_root: str, data_root: Path, results: Path, images: int, size: int
 ) -> tuple[list[Row], dict]:
@@ -441,4 +492,5 @@ def run(
     rows.append(contention_row(mnist_root, data_root))
     large, figures["large"] = large_image_row(data_root, results)
     rows.append(large)
+    rows.append(png_info_row(mnist_root, data_root, results))
     return rows, figures

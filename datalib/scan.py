@@ -41,7 +41,7 @@ from datalib.errors import CorruptFile, DatalibError, DataRootError, DatasetMiss
 from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
-from datalib.index import SCAN_VERSION, current_index, dataset_dir
+from datalib.index import SCAN_VERSION, as_numpy, current_index, dataset_dir
 from datalib.paths import data_root
 from datalib.registry import DatasetSpec, dataset_spec
 
@@ -85,6 +85,13 @@ SHARD_COLUMNS = {
     "phash": pa.uint64(),
     "thumbnail": pa.binary(),
 }
+_NUMPY_TYPES = {  # the numeric columns as numpy builds them (pyarrow's own map imports pandas)
+    name: {pa.bool_(): np.dtype(bool), pa.float32(): np.dtype(np.float32)}.get(
+        kind, np.dtype(str(kind))
+    )
+    for name, kind in SHARD_COLUMNS.items()
+    if name not in ("reason", "mode", "thumbnail")
+}
 INDEX_COLUMNS = {
     "index": pa.int64(),
     "label": pa.int64(),
@@ -112,9 +119,7 @@ def describe_samples(
     decoded = spec.format.read(spec, root, sources)
     n = len(sources)
     cols: dict[str, np.ndarray | list] = {
-        name: np.zeros(n, dtype=kind.to_pandas_dtype())
-        for name, kind in SHARD_COLUMNS.items()
-        if name not in ("reason", "mode", "thumbnail")
+        name: np.zeros(n, dtype=_NUMPY_TYPES[name]) for name in _NUMPY_TYPES
     }
     reasons: list[str | None] = [None] * n
     modes: list[str | None] = [None] * n
@@ -843,9 +848,7 @@ def _finish_split(
         table, hist = described.pop(shard.file, None) or _read_shard(shard_dir / shard.file)
         tables.append(table)
         histograms.append(hist)
-    ok = np.concatenate(
-        [np.zeros(0, dtype=bool)] + [t.column("ok").to_numpy(zero_copy_only=False) for t in tables]
-    )
+    ok = np.concatenate([np.zeros(0, dtype=bool)] + [as_numpy(t.column("ok")) for t in tables])
     labels = listing.labels
     inside = (labels >= 0) & (labels < len(listing.classes))
     if listing.class_paths:  # an image folder: a class without a readable image is no class
@@ -872,7 +875,7 @@ def _finish_split(
     for shard, table in zip(shards, tables, strict=True):
         number = len(shard_files)
         shard_files.append(shard.file)
-        keep = table.column("ok").to_numpy(zero_copy_only=False)
+        keep = as_numpy(table.column("ok"))
         for row in np.flatnonzero(~keep).tolist():
             skipped.append(
                 (listing.sources[shard.start + row], table.column("reason")[row].as_py())
@@ -897,11 +900,11 @@ def _finish_split(
                 columns[name] = chosen.column(name)
         written += rows.size
         part = pa.table(columns, schema=pa.schema(INDEX_COLUMNS))
-        widths = part.column("width").to_numpy()
-        heights = part.column("height").to_numpy()
+        widths = as_numpy(part.column("width"))
+        heights = as_numpy(part.column("height"))
         sizes.update(zip(widths.tolist(), heights.tolist(), strict=True))
         modes.update(part.column("mode").to_pylist())
-        channels_seen = max(channels_seen, int(part.column("channels").to_numpy().max()))
+        channels_seen = max(channels_seen, int(as_numpy(part.column("channels")).max()))
         buffered.append(part)
         rows_buffered += rows.size
         while rows_buffered >= ROW_GROUP:

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from datalib.errors import InvalidRequest
 from datalib.index import SplitData
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BALANCED_RATIO",
@@ -146,6 +149,8 @@ def balance_verdict(counts: np.ndarray, classes: tuple[str, ...]) -> str:
 
 def class_table(splits: Sequence[SplitData]) -> pd.DataFrame:
     """Long table of class counts and percents: one row per split and class."""
+    import pandas as pd  # the pages have it already; `info` and the scan need not load it
+
     rows = []
     for data in splits:
         counts = class_counts(data.labels, len(data.classes))
