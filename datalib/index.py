@@ -165,7 +165,11 @@ class SplitData:
         """A per-sample column of this split as a read-only numpy array (read once)."""
         with self._lock:
             if name not in self._columns:
-                values = as_numpy(self._file.read(columns=[name]).column(0))
+                column = self._file.read(columns=[name]).column(0)
+                if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
+                    values = np.asarray(column.to_pylist(), dtype=object)
+                else:
+                    values = as_numpy(column)
                 values.flags.writeable = False
                 self._columns[name] = values
             return self._columns[name]
