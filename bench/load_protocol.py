@@ -1,7 +1,7 @@
 """Load test over Streamlit's own protocol: simulated readers on websockets, no browsers.
 
     python -m bench.load_protocol [--sessions 20 50 100] [--root DIR] [--think 4 8]
-                                  [--ramp 0.1 0.5] [--out bench/results/load_protocol.json]
+        [--ramp 0.1 0.5] [--timeout 30] [--settle 5] [--out bench/results/load_protocol.json]
 
 One `streamlit run app.py` on loopback (MNIST's index built beforehand, so no session waits on a
 scan) serves one run per `--sessions` figure. Each simulated reader opens
@@ -14,10 +14,12 @@ that carries an exception, an error box, or lacks what the interaction should ch
 batch number, the gallery's page 2, a class histogram, percent bars) is an error.
 
 Reports per run: sessions held to the end, errors (target 0), p50/p95/max of the server's
-answer (target p95 < 1 s up to 50 sessions), the server's CPU per request, and its RSS before,
-at the peak (sampled every 100 ms) and a few seconds after the sessions closed (target: back
-within 10%). Writes `--out` and a Markdown table; exits 1 naming each missed target. This
-process runs at nice 10; the server at its own priority.
+answer (target p95 < 1 s up to 50 sessions), CPU per request of the server and of this client,
+the server's CPU in its busiest 5 s (it is one Python process: about one core at most) and what
+the rest of the machine used meanwhile, and the server's RSS before, at the peak (sampled every
+100 ms) and a few seconds after the sessions closed (target: back within 10%). Writes `--out`
+and a Markdown table; exits 1 naming each missed target. This process runs at nice 10; the
+server at its own priority.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ TIMEOUT_S = 30.0  # for one answer; a reader without one is not held
 WARM_TIMEOUT_S = 120.0  # the first reader's answers load MNIST's splits and statistics
 SETTLE_S = 5.0  # after the last reader closes, before reading the server's RSS "after"
 SAMPLE_S = 0.1
+BUSY_WINDOW_S = 5.0  # the server's busiest stretch is measured over this long
 P95_TARGET_S = 1.0
 P95_TARGET_SESSIONS = 50  # the p95 target holds for runs of up to this many sessions
 RSS_GROWTH_LIMIT = 0.10
@@ -90,6 +93,7 @@ class Answer:
 
     @property
     def seconds(self) -> float:
+        """The server's answer: from the request sent to the end of the script run heard."""
         return (self.finished or math.nan) - self.sent
 
     def widget(self, kind: str, label: str) -> Message:
@@ -100,6 +104,7 @@ class Answer:
             raise Unanswered(f"no {kind} {label!r} on the page") from None
 
     def shows(self, pattern: str) -> bool:
+        """Whether a heading, caption, markdown or chart title matches the regex `pattern`."""
         return any(re.search(pattern, text) for text in self.texts)
 
     def restart(self) -> None:
@@ -378,11 +383,14 @@ async def get(url: str, timeout: float) -> None:
 
 @dataclass(frozen=True)
 class Pacing:
-    """A reader's pace: seconds between interactions (drawn uniformly), and the wait for one
-    answer."""
+    """A run's pace, in seconds: a reader's between interactions and between two readers'
+    arrivals (both drawn uniformly), the wait for one answer, and the wait after the readers
+    closed before the server's RSS is read."""
 
-    think: tuple[float, float]
-    timeout: float
+    think: tuple[float, float] = THINK_S
+    ramp: tuple[float, float] = RAMP_S
+    timeout: float = TIMEOUT_S
+    settle: float = SETTLE_S
 
 
 async def read(number: int, url: str, pacing: Pacing, record: Record, rng: random.Random) -> None:
@@ -431,25 +439,56 @@ def percentile(ordered: list[float], fraction: float) -> float | None:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else None
 
 
-async def watch_rss(pid: int, peak: list[int]) -> None:
-    """Keep the server's highest RSS in peak[0], sampled every SAMPLE_S."""
+def machine_cpu_seconds() -> float:
+    """CPU time this machine's cores have spent busy since boot (user, nice, system, irq,
+    softirq; not idle, I/O wait or steal), seconds."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _, _, irq, softirq = map(int, stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The server's RSS and CPU time, and the machine's busy time, at one moment."""
+
+    at: float
+    rss: int
+    server_cpu: float
+    machine_cpu: float
+
+
+async def watch(pid: int, samples: list[Sample]) -> None:
+    """Sample the server and the machine every SAMPLE_S until cancelled."""
     while True:
-        peak[0] = max(peak[0], process_rss_bytes(pid))
+        now = time.perf_counter()
+        cpu, machine = process_cpu_seconds(pid), machine_cpu_seconds()
+        samples.append(Sample(now, process_rss_bytes(pid), cpu, machine))
         await asyncio.sleep(SAMPLE_S)
 
 
-async def run(
-    sessions: int, server: Server, pacing: Pacing, ramp: tuple[float, float], rng: random.Random
-) -> dict:
-    """`sessions` readers arriving `ramp` seconds apart; the figures of one run."""
+def busiest(samples: list[Sample], seconds: float = BUSY_WINDOW_S) -> float:
+    """The server's CPU use in its busiest `seconds` (a sliding window), in cores."""
+    best, start = 0.0, 0
+    for last in samples:  # the shortest window of at least `seconds` that ends at `last`
+        while start + 1 < len(samples) and last.at - samples[start + 1].at >= seconds:
+            start += 1
+        first = samples[start]
+        if last.at - first.at >= seconds:
+            best = max(best, (last.server_cpu - first.server_cpu) / (last.at - first.at))
+    return best
+
+
+async def run(sessions: int, server: Server, pacing: Pacing, rng: random.Random) -> dict:
+    """`sessions` readers arriving one after another; the figures of one run."""
     pid = server.process.pid
     await asyncio.sleep(2)  # what the last run or the warm-up left settles
     before = process_rss_bytes(pid)
-    peak = [before]
-    watcher = asyncio.create_task(watch_rss(pid, peak))
+    samples: list[Sample] = []
+    watcher = asyncio.create_task(watch(pid, samples))
     record = Record()
     load_start = load_average()
     cpu_before, own_before = process_cpu_seconds(pid), time.process_time()
+    machine_before = machine_cpu_seconds()
     started = time.perf_counter()
 
     async def arrive(number: int, delay: float) -> None:
@@ -458,12 +497,14 @@ async def run(
 
     delays = [0.0]
     for _ in range(sessions - 1):
-        delays.append(delays[-1] + rng.uniform(*ramp))
+        delays.append(delays[-1] + rng.uniform(*pacing.ramp))
     await asyncio.gather(*(arrive(n + 1, d) for n, d in enumerate(delays)))
     wall = time.perf_counter() - started
     server_cpu = process_cpu_seconds(pid) - cpu_before
     own_cpu = time.process_time() - own_before
-    await asyncio.sleep(SETTLE_S)
+    machine_cpu = machine_cpu_seconds() - machine_before
+    while_open = list(samples)
+    await asyncio.sleep(pacing.settle)
     after = process_rss_bytes(pid)
     watcher.cancel()
     answers = sorted(s for name, s in record.times if name != OPEN)
@@ -490,8 +531,13 @@ async def run(
         # Per rerun request: the 10 interactions and the opening, as the browser test counts.
         "server_cpu_s_per_request": server_cpu / requests,
         "client_cpu_s_per_request": own_cpu / requests,
+        # The server is one Python process: its script runs share one interpreter lock.
+        "server_cores_busiest_5s": busiest(while_open),
+        # Everything else the machine did meanwhile (other work; not the server, not this client).
+        "others_cores": (machine_cpu - server_cpu - own_cpu) / wall,
+        "machine_busy": machine_cpu / (wall * (os.cpu_count() or 1)),
         "rss_before_mb": before / megabytes,
-        "rss_peak_mb": peak[0] / megabytes,
+        "rss_peak_mb": max([before, *(sample.rss for sample in samples)]) / megabytes,
         "rss_after_mb": after / megabytes,
         "wall_s": wall,
         "load_average_start": load_start,
@@ -499,32 +545,34 @@ async def run(
     }
 
 
-async def run_all(
-    server: Server, counts: list[int], pacing: Pacing, ramp: tuple[float, float], seed: int
-) -> list[dict]:
+async def run_all(server: Server, counts: list[int], pacing: Pacing, seed: int) -> list[dict]:
     """A warm-up reader (loads MNIST's splits and statistics), then one run per count."""
     warm = Record()
-    await read(0, server.url, Pacing((0.0, 0.0), WARM_TIMEOUT_S), warm, random.Random(seed))
+    warm_pace = Pacing(think=(0.0, 0.0), timeout=WARM_TIMEOUT_S)
+    await read(0, server.url, warm_pace, warm, random.Random(seed))
     if warm.errors:
         raise RuntimeError(f"the warm-up reader failed: {warm.errors}")
     rng = random.Random(seed)
     results = []
     for sessions in counts:
         print(f"  {sessions} sessions...", flush=True)
-        results.append(await run(sessions, server, pacing, ramp, rng))
+        results.append(await run(sessions, server, pacing, rng))
     return results
 
 
 def build_index(root: str, cache: str) -> None:
     """MNIST's index, built before the server starts, so that no session waits on a scan."""
-    subprocess.run(
+    scan = subprocess.run(
         [sys.executable, "-m", "datalib", "scan", "mnist", "--root", root],
         cwd=REPO,
         env=os.environ | {"BATCHSCOPE_CACHE": cache, "DATALIB_ROOT": root},
-        check=True,
-        stdout=subprocess.DEVNULL,
+        check=False,  # its stderr goes into the error below
+        capture_output=True,
+        text=True,
         preexec_fn=lambda: os.nice(10),  # no threads yet; the scan yields to other work
     )
+    if scan.returncode:
+        raise RuntimeError(f"`python -m datalib scan mnist` failed:\n{scan.stderr[-2000:]}")
 
 
 def missed_targets(runs: list[dict]) -> list[str]:
@@ -533,9 +581,12 @@ def missed_targets(runs: list[dict]) -> list[str]:
     for r in runs:
         n = r["sessions"]
         if r["errors"] or r["held"] < n:
-            missed.append(f"{n} sessions: {len(r['errors'])} errors, {r['held']} held (target 0)")
+            missed.append(
+                f"{n} sessions: {len(r['errors'])} errors (target 0), {r['held']} of {n} held"
+            )
         if n <= P95_TARGET_SESSIONS and (r["p95_s"] is None or r["p95_s"] >= P95_TARGET_S):
-            missed.append(f"{n} sessions: p95 {r['p95_s']} s (target < {P95_TARGET_S:g} s)")
+            p95 = "-" if r["p95_s"] is None else f"{r['p95_s']:.2f}"
+            missed.append(f"{n} sessions: p95 {p95} s (target < {P95_TARGET_S:g} s)")
         if r["rss_after_mb"] > r["rss_before_mb"] * (1 + RSS_GROWTH_LIMIT):
             missed.append(
                 f"{n} sessions: server RSS {r['rss_after_mb']:.0f} MB after closing, "
@@ -562,6 +613,10 @@ def to_markdown(runs: list[dict]) -> str:
             f"{f(r['server_cpu_s_per_request'], '.3f')} / "
             f"{f(r['client_cpu_s_per_request'], '.3f')} s"
         ),
+        "server CPU: busiest 5 s / others on the machine; machine busy": lambda r: (
+            f"{r['server_cores_busiest_5s']:.2f} / {r['others_cores']:.2f} cores; "
+            f"{r['machine_busy']:.0%}"
+        ),
         "server RSS before / peak / after": lambda r: (
             f"{r['rss_before_mb']:.0f} / {r['rss_peak_mb']:.0f} / {r['rss_after_mb']:.0f} MB"
         ),
@@ -580,6 +635,8 @@ def to_markdown(runs: list[dict]) -> str:
 
 
 def main() -> int:
+    """Build the index, start the server, run each count of readers, report; 1 if a target
+    was missed."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.load_protocol",
         description=__doc__,
@@ -606,31 +663,42 @@ def main() -> int:
         help="seconds between two readers' arrivals, drawn uniformly (default 0.1 0.5)",
     )
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per answer")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="seconds from the last reader's close to reading the server's RSS (default 5)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the pacing")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/load_protocol.json")
     args = parser.parse_args()
     root = args.root or os.environ.get("DATALIB_ROOT") or str(REPO.parent / "shared" / "data")
     root = str(Path(root).expanduser().absolute())
-    pacing = Pacing(tuple(args.think), args.timeout)
+    pacing = Pacing(tuple(args.think), tuple(args.ramp), args.timeout, args.settle)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log = args.out.with_suffix(".server.log")
     log.unlink(missing_ok=True)
     machine = describe()
-    with tempfile.TemporaryDirectory(prefix="load-protocol-cache-") as cache:
-        print(f"building MNIST's index in {cache}...", flush=True)
-        build_index(root, cache)
-        server = Server("streamlit run", root, log)
-        server.env["BATCHSCOPE_CACHE"] = cache
-        with server:
-            server.wait_healthy()
-            os.nice(10)  # this process only: the server started at its own priority
-            runs = asyncio.run(run_all(server, args.sessions, pacing, tuple(args.ramp), args.seed))
+    try:
+        with tempfile.TemporaryDirectory(prefix="load-protocol-cache-") as cache:
+            print(f"building MNIST's index in {cache}...", flush=True)
+            build_index(root, cache)
+            server = Server("streamlit run", root, log)
+            server.env["BATCHSCOPE_CACHE"] = cache
+            with server:
+                server.wait_healthy()
+                os.nice(10)  # this process only: the server started at its own priority
+                runs = asyncio.run(run_all(server, args.sessions, pacing, args.seed))
+    except RuntimeError as error:
+        print(f"load_protocol: {error}", file=sys.stderr)
+        return 1
     missed = missed_targets(runs)
     record = {
         "machine": machine,
         "think_s": list(args.think),
         "ramp_s": list(args.ramp),
         "timeout_s": args.timeout,
+        "settle_s": args.settle,
         "steps": [step.name for step in STEPS],
         "runs": runs,
         "missed": missed,

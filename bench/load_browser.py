@@ -1,6 +1,6 @@
 """Load test: 20 real Chromium readers, 10 interactions each, against one `streamlit run`.
 
-    python -m tests.load [--sessions 20] [--think 4 8] [--ramp 2] [--out bench/results/load.json]
+    python -m bench.load_browser [--sessions 20] [--think 4 8] [--ramp 2] [--out bench/results/load.json]
 
 Readers arrive `--ramp` seconds apart and read 4-8 s between interactions. Each interaction is
 timed from the click until the whole answer is drawn (the script run is over, nothing is stale,
@@ -284,7 +284,7 @@ async def _drive(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.load_browser", description=__doc__)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument(
         "--think",
