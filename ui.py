@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import html
 import io
 import os
+import re
 import shutil
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import datalib
 
@@ -78,19 +85,47 @@ def router() -> StreamlitPage:
     It lives here, not in app.py, because a page may have to build it too: until
     `st.navigation` has run once in a server process, Streamlit treats `pages/` as an old
     style pages folder, and a fresh server whose first visitor opens a page's URL (after a
-    restart, say) runs that page without app.py. `sidebar()` then builds the router and reruns.
+    restart, say) runs that page without app.py. `sidebar()` then builds the router and
+    reruns before drawing anything, and Streamlit's own listing of `pages/` is never shown
+    (`client.showSidebarNavigation = false`): the sidebar's links are the app's, from the
+    first paint on.
     """
-    global _routed
-    _routed = True
+    home, *others = PAGES
     return st.navigation(
         [
-            st.Page(page.file, title=page.title, icon=page.icon, default=index == 0)
-            for index, page in enumerate(PAGES)
+            # The home page is "/"; its name frees "/overview" for the redirect below.
+            st.Page(home.file, title=home.title, icon=home.icon, default=True, url_path="home"),
+            *(st.Page(page.file, title=page.title, icon=page.icon) for page in others),
+            st.Page(_overview_moved, url_path="overview", visibility="hidden"),
         ]
     )
 
 
-_routed = False  # has st.navigation run in this process? (Streamlit's own flag is process-wide)
+def _overview_moved() -> None:
+    """`/overview`, the Overview's URL in links shared before it became the home page ("/"),
+    opens it with the link's settings instead of Streamlit's "Page not found"."""
+    st.switch_page(PAGES[0].file, query_params=st.query_params.to_dict())
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:<>&=^])")
+# GitHub-flavoured Markdown turns a bare "https://...", "www...." or "name@host" into a link
+# after escapes are undone, so an invisible word joiner breaks each of those patterns.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?i:(?<=\bwww))(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
+
+
+def md(value: object) -> str:
+    """Text from outside (a folder's or class's name, a path, a URL's value) made safe to put
+    in Markdown: every character Markdown, math, colour directives or HTML give a meaning is
+    escaped, and line breaks become spaces. Shown as typed, never as a link or an image."""
+    text = _AUTOLINK.sub(WORD_JOINER, " ".join(str(value).split()))
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def plot(value: object) -> str:
+    """Text from outside made safe for a Plotly title or label, which reads a little HTML
+    (links, bold): shown as typed."""
+    return html.escape(" ".join(str(value).split()), quote=False)
 
 
 @dataclass(frozen=True)
@@ -111,7 +146,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except datalib.DatalibError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(md(e), icon=":material/error:")
         st.stop()
 
 
@@ -155,7 +190,7 @@ def scan_progress(name: str) -> None:
     state = datalib.scan_state(name)
     title = datalib.dataset_spec(name).title
     if not state.running and state.error:
-        st.error(state.error, icon=":material/error:")
+        st.error(md(state.error), icon=":material/error:")
         if st.button("Try again", icon=":material/refresh:", key="scan_again"):
             datalib.start_scan(name, download=bool(datalib.missing_files(name)))
             st.rerun()
@@ -172,7 +207,7 @@ def scan_progress(name: str) -> None:
         if state.total
         else "starting"
     )
-    st.subheader(f"{what} {title}", anchor=False)
+    st.subheader(f"{what} {md(title)}", anchor=False)
     st.progress(state.fraction, text=detail)
     st.caption(
         "Each dataset is read once into an index that every page uses; this runs once for "
@@ -189,11 +224,14 @@ def image_folders(root: str) -> list[str]:
 
 def sidebar() -> View:
     """The sidebar every page shares: dataset, split and DataLoader settings, all in the URL."""
-    if not _routed:  # run without app.py: see router()
+    if PagesManager.uses_pages_directory:  # run without app.py: see router()
         router()
         st.rerun()
     check_opening_link()
     with st.sidebar:
+        for page in PAGES:  # the navigation, drawn by the page itself (see router())
+            st.page_link(page.file, label=page.title, icon=page.icon)
+        st.divider()
         name = st.selectbox(
             "Dataset",
             list(datalib.DATASETS) + image_folders(str(datalib.data_root())),
@@ -210,6 +248,7 @@ def sidebar() -> View:
         split = st.segmented_control(
             "Split",
             splits,
+            format_func=md,  # a folder's split names come from its folders
             default="train" if "train" in splits else splits[0],
             required=True,
             key="split",
@@ -242,9 +281,9 @@ def sidebar() -> View:
     data = load(name, split)
     notice = datalib.cache_notice()
     if notice:
-        st.sidebar.caption(f":material/info: {notice}")
+        st.sidebar.caption(f":material/info: {md(notice)}")
     st.sidebar.caption(
-        f"{data.spec.title} {split}: {len(data):,} images, "
+        f"{md(data.spec.title)} {md(split)}: {len(data):,} images, "
         f"{loader.num_batches(len(data)):,} batches of {loader.batch_size}"
     )
     return View(data=data, loader=loader)
@@ -347,6 +386,10 @@ GALLERY_PAGE = 60  # images per page of the Images page's gallery
 def class_picker(data: datalib.SplitData, *, allow_all: bool, label: str = "Class") -> int | None:
     """A class chooser by name (or "All classes"); returns the label index or None for all."""
     options = ([ALL_CLASSES] if allow_all else []) + list(data.classes)
+    if st.session_state.get("cls") not in (None, *options):
+        # "All classes" from the Images page, or a class of another dataset: the first one,
+        # in the URL too, so a link copied here opens what the page shows.
+        st.session_state["cls"] = options[0]
     name = st.selectbox(label, options, key="cls", bind=URL)
     return None if name == ALL_CLASSES else data.classes.index(name)
 
@@ -469,9 +512,21 @@ def png_data_url(pixels: np.ndarray, size: int) -> str:
 
 
 def upscale(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Repeat each pixel so the image is about `size` pixels wide: no blur, hard edges."""
-    factor = max(1, size // pixels.shape[1])
+    """The image about `size` pixels on its longer side, as shown: a small one with each pixel
+    repeated (no blur, hard edges), a big one reduced (area mean), never sent larger."""
+    if max(pixels.shape[:2]) > size:
+        return shrink(pixels, size)
+    factor = max(1, size // max(pixels.shape[:2]))
     return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def shrink(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The image reduced to at most `size` pixels on its longer side (area mean), or as is."""
+    if max(pixels.shape[:2]) <= size:
+        return pixels
+    image = Image.fromarray(pixels)
+    image.thumbnail((size, size), Image.Resampling.BOX)
+    return np.asarray(image)
 
 
 def count_caption(shown: int, total: int, what: str) -> str:
@@ -510,7 +565,7 @@ def chart(
     if browser_for_png():
         png.download_button(
             "Download PNG",
-            data=lambda: figure.to_image(format="png", scale=2),
+            data=lambda: chart_png(figure),
             file_name=f"{name}.png",
             mime="image/png",
             icon=":material/image:",
@@ -531,6 +586,42 @@ def chart(
         on_click="ignore",
         key=f"{key}_csv",
     )
+
+
+# Server-side PNGs: kaleido starts a Chromium for each (about 1 GB and 5 s). One at a time
+# for the whole server; the last PNG_KEPT are kept, so the same chart again costs nothing.
+PNG_KEPT = 16
+PNG_WAIT = 2.0  # seconds a click waits for another render before it is refused
+_png_render = threading.Lock()
+_pngs: OrderedDict[str, bytes] = OrderedDict()
+_pngs_lock = threading.Lock()
+
+
+class PngBusy(RuntimeError):
+    """Another chart is being drawn as a PNG on the server."""
+
+
+def chart_png(figure: go.Figure) -> bytes:
+    """The chart as a 2x PNG, drawn on the server (one render at a time, results kept)."""
+    key = hashlib.sha256(figure.to_json().encode()).hexdigest()
+    with _pngs_lock:
+        if key in _pngs:
+            _pngs.move_to_end(key)
+            return _pngs[key]
+    if not _png_render.acquire(timeout=PNG_WAIT):
+        raise PngBusy(
+            "Another chart is being drawn as a PNG on the server right now. Try again in a few "
+            "seconds, or use the camera icon on the chart: it saves the same picture."
+        )
+    try:
+        png = figure.to_image(format="png", scale=2)
+    finally:
+        _png_render.release()
+    with _pngs_lock:
+        _pngs[key] = png
+        while len(_pngs) > PNG_KEPT:
+            _pngs.popitem(last=False)
+    return png
 
 
 def browser_for_png() -> str | None:
@@ -625,10 +716,30 @@ def share_link() -> None:
         )
 
 
+# The URL's whole-number inputs. A value Python cannot make an int64 of (inf, nan, 400
+# digits) is dropped before a widget reads it: Streamlit's number input would raise on it.
+NUMBER_PARAMS = ("batch_size", "seed", "batch", "image", "page")
+_WHOLE_NUMBER = re.compile(r"-?\d{1,18}")
+
+
 def check_opening_link() -> None:
-    """Remember the query of the link that opened this session, before any widget reads it."""
+    """Remember the query of the link that opened this session, before any widget reads it,
+    and drop the numbers in it no widget can read (they are reported as refused)."""
     if "_opening_link" not in st.session_state:
         st.session_state["_opening_link"] = st.query_params.to_dict()
+        unreadable = [
+            key
+            for key in NUMBER_PARAMS
+            if key in st.query_params and not _WHOLE_NUMBER.fullmatch(st.query_params[key].strip())
+        ]
+        for key in unreadable:
+            del st.query_params[key]
+        if unreadable:  # widgets seed from the opening URL: make it the one without them
+            with get_script_run_ctx().session_state.query_params() as params:
+                params.set_initial_query_params_from_current()
+
+
+SHOWN_CHARS = 80  # of a refused value in the notice: a 400-digit number is not read out
 
 
 def report_link_fallbacks() -> None:
@@ -644,10 +755,11 @@ def report_link_fallbacks() -> None:
             continue  # not an input of this page: it stays in the URL for its own page
         del opening[key]
         if key not in st.query_params and value != _url_form(key, st.session_state[key]):
-            refused.append(f"{key}={value!r}")
+            shown = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "..."
+            refused.append(f"{key}={shown!r}")
     if refused:
         st.toast(
-            f"This link had values that cannot be used here: {', '.join(refused)}. "
+            f"This link had values that cannot be used here: {md(', '.join(refused))}. "
             "Showing the defaults for them instead.",
             icon=":material/link_off:",
             duration="long",

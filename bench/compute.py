@@ -12,6 +12,7 @@ from torchvision.transforms import ToTensor
 import datalib
 from bench.report import Row, duration
 from bench.timing import time_interleaved, time_once, time_repeated
+from datalib.batches import epoch_indices
 
 __all__ = ["run"]
 
@@ -148,8 +149,8 @@ def batch_rows(data: datalib.SplitData, tutorial: torchvision.datasets.MNIST) ->
     last = settings.num_batches(len(data)) - 1
 
     def first_order() -> None:
-        datalib.sample_order.cache_clear()
-        datalib.sample_order(len(data), settings.shuffle, settings.seed)
+        epoch_indices.cache_clear()
+        epoch_indices(len(data), settings.shuffle, settings.seed)
 
     order = time_repeated(first_order, repeats=5, warmup=0)
     datalib.batch(data, settings, 0)  # the permutation is cached from here on
@@ -176,7 +177,7 @@ def batch_rows(data: datalib.SplitData, tutorial: torchvision.datasets.MNIST) ->
     return [
         Row(
             key="sample_order",
-            work=f"sampler order, first call (`sample_order`, {len(data):,} samples, then cached)",
+            work=f"sampler order, first call (`epoch_indices`, {len(data):,} samples, then kept)",
             measured=f"{duration(order.median)} (median of {order.repeats}, cache cleared each)",
             baseline="-",
             result="one-off per (size, shuffle, seed)",

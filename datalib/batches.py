@@ -21,12 +21,14 @@ __all__ = [
     "Batch",
     "LoaderSettings",
     "batch",
+    "epoch_indices",
     "sample_order",
     "tensor_text",
     "to_tensor",
 ]
 
 MAX_BATCH_SIZE = 1024
+MAX_BATCH_BYTES = 256 << 20  # pixels of one batch (x5 with the float32 copy), at most
 MAX_SEED = 2**63 - 1
 
 
@@ -78,24 +80,37 @@ class Batch:
         }
 
 
-@functools.lru_cache(maxsize=32)
-def sample_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
-    """The order in which a DataLoader over `n` samples visits them in its first epoch.
+ORDERS_KEPT = 8  # epoch orders kept per process: n int64 each (10 MB for ImageNet-1k)
+
+
+@functools.lru_cache(maxsize=ORDERS_KEPT)
+def epoch_indices(n: int, shuffle: bool, seed: int) -> np.ndarray:
+    """The order in which a DataLoader over `n` samples visits them in its first epoch, as a
+    read-only int64 array (kept: any batch then costs O(batch_size), not the loader's walk).
 
     With shuffle, this is the loader's own `RandomSampler` driven by
-    `torch.Generator().manual_seed(seed)`, computed once and cached, so any batch costs
-    O(batch_size) instead of iterating the loader to it.
+    `torch.Generator().manual_seed(seed)`.
     """
     import torch
     from torch.utils.data import RandomSampler
 
     if not shuffle:
-        return torch.arange(n)
-    generator = torch.Generator().manual_seed(seed)
-    # Starting an epoch, the DataLoader's iterator draws its workers' base seed from the
-    # same generator before the sampler's first randperm; skip that draw the same way.
-    torch.empty((), dtype=torch.int64).random_(generator=generator)
-    return torch.tensor(list(RandomSampler(range(n), generator=generator)), dtype=torch.int64)
+        order = np.arange(n, dtype=np.int64)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        # Starting an epoch, the DataLoader's iterator draws its workers' base seed from the
+        # same generator before the sampler's first randperm; skip that draw the same way.
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        order = np.fromiter(RandomSampler(range(n), generator=generator), np.int64, count=n)
+    order.flags.writeable = False
+    return order
+
+
+def sample_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
+    """`epoch_indices` as a tensor of the caller's own."""
+    import torch
+
+    return torch.from_numpy(epoch_indices(n, shuffle, seed).copy())
 
 
 def tensor_text(values: torch.Tensor, width: int = 44) -> str:
@@ -128,13 +143,20 @@ def batch(data: SplitData, settings: LoaderSettings, index: int) -> Batch:
         )
     import torch
 
-    order = sample_order(len(data), settings.shuffle, settings.seed)
+    order = epoch_indices(len(data), settings.shuffle, settings.seed)
     indices = order[index * settings.batch_size : (index + 1) * settings.batch_size]
-    pixels = data.images(indices.numpy())
+    c, h, w = data.image_shape
+    size = len(indices) * c * h * w
+    if size > MAX_BATCH_BYTES:
+        raise InvalidRequest(
+            f"Batch {index} would take {size * 5 / 2**30:.1f} GB ({len(indices):,} images of "
+            f"{c} x {h} x {w}, as bytes and as float32): lower the batch size."
+        )
+    pixels = data.images(indices)
     return Batch(
         index=index,
-        indices=indices,
+        indices=torch.from_numpy(indices.copy()),
         images=to_tensor(torch.from_numpy(pixels)),
-        labels=torch.from_numpy(data.labels[indices.numpy()].copy()),
+        labels=torch.from_numpy(data.labels[indices]),
         pixels=pixels,
     )

@@ -3,7 +3,6 @@ the evidence and the fix as code for each thing a tutorial checks by hand before
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from datalib.batches import LoaderSettings, sample_order, to_tensor
+from datalib.batches import LoaderSettings, epoch_indices, to_tensor
 from datalib.datasets import load
 from datalib.errors import InvalidRequest
 from datalib.formats.folder import IMG_EXTENSIONS
@@ -212,13 +211,20 @@ class PixelKeys:
         return int(self.inverse.size - self.keys.size)
 
 
-@functools.lru_cache(maxsize=16)
 def pixel_keys(data: SplitData) -> PixelKeys:
-    """Group a split's images by identical pixels: one sort of the index's content hashes."""
-    keys, first, inverse, counts = np.unique(
-        data.column("content_hash"), return_index=True, return_inverse=True, return_counts=True
-    )
-    return PixelKeys(keys=keys, first=first, inverse=inverse.ravel(), counts=counts)
+    """Group a split's images by identical pixels: one sort of the index's content hashes
+    (kept with the split)."""
+
+    def group() -> PixelKeys:
+        keys, first, inverse, counts = np.unique(
+            data.column("content_hash"),
+            return_index=True,
+            return_inverse=True,
+            return_counts=True,
+        )
+        return PixelKeys(keys=keys, first=first, inverse=inverse.ravel(), counts=counts)
+
+    return data.remember("pixel_keys", group)
 
 
 def duplicate_groups(data: SplitData) -> list[np.ndarray]:
@@ -251,9 +257,13 @@ class CrossDuplicates:
     first_b: np.ndarray  # ... and in the second
 
 
-@functools.lru_cache(maxsize=8)
 def cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
-    """The images two splits share exactly (one sorted intersection of their pixel keys)."""
+    """The images two splits share exactly (one sorted intersection of their pixel keys),
+    kept with the first split."""
+    return a.remember(("cross_duplicates", b.split), lambda: _cross_duplicates(a, b))
+
+
+def _cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
     keys_a, keys_b = pixel_keys(a), pixel_keys(b)
     _, in_a, in_b = np.intersect1d(
         keys_a.keys, keys_b.keys, assume_unique=True, return_indices=True
@@ -290,7 +300,6 @@ def sample_weights(data: SplitData) -> torch.Tensor:
     return class_weights(data)[targets(data)]
 
 
-@functools.lru_cache(maxsize=16)
 def weighted_order(data: SplitData, seed: int) -> torch.Tensor:
     """The indices `WeightedRandomSampler(sample_weights(data), len(data), replacement=True,
     generator=torch.Generator().manual_seed(seed))` yields in its first epoch.
@@ -298,19 +307,23 @@ def weighted_order(data: SplitData, seed: int) -> torch.Tensor:
     The sampler draws them all when its iterator starts, as
     `torch.multinomial(weights.double(), num_samples, replacement, generator=generator)`;
     a DataLoader built with the sampler (and no generator of its own) does not touch the
-    sampler's generator first, so the same call gives the same indices.
+    sampler's generator first, so the same call gives the same indices. Kept with the split.
     """
-    generator = torch.Generator().manual_seed(seed)
-    return torch.multinomial(sample_weights(data), len(data), True, generator=generator)
+
+    def draw() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.multinomial(sample_weights(data), len(data), True, generator=generator)
+
+    return data.remember(("weighted_order", seed), draw)
 
 
 def epoch_order(data: SplitData, settings: LoaderSettings, sampler: str | None) -> np.ndarray:
     """The sample indices one epoch of this loader visits, in order (after drop_last)."""
     if sampler_name(sampler):
-        order = weighted_order(data, settings.seed)
+        order = weighted_order(data, settings.seed).numpy()
     else:
-        order = sample_order(len(data), settings.shuffle, settings.seed)
-    return order[: settings.num_batches(len(data)) * settings.batch_size].numpy()
+        order = epoch_indices(len(data), settings.shuffle, settings.seed)
+    return order[: settings.num_batches(len(data)) * settings.batch_size]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ __all__ = [
     "DatasetMissing",
     "DownloadFailed",
     "InvalidRequest",
+    "ReadTimeout",
     "ScanFailed",
     "UnknownDataset",
 ]
@@ -42,3 +43,7 @@ class InvalidRequest(DatalibError):
 
 class ScanFailed(DatalibError):
     """A scan could not finish (a full disk, no readable image); no index was written."""
+
+
+class ReadTimeout(DatalibError):
+    """Reading images took longer than allowed: the disk may be hung."""

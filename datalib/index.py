@@ -22,13 +22,14 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from datalib.errors import CorruptFile, InvalidRequest, UnknownDataset
+from datalib.errors import CorruptFile, InvalidRequest, ReadTimeout, UnknownDataset
 from datalib.formats import Conform
 from datalib.paths import cache_folder
 from datalib.registry import DatasetSpec
@@ -48,6 +49,7 @@ SCAN_VERSION = 1  # bump when what a shard or an index holds changes: older ones
 CHANNEL_KINDS = ("grey", "r", "g", "b")
 OPEN_DATASETS = int(os.environ.get("BATCHSCOPE_OPEN_DATASETS", "8"))  # indexes kept open
 ROW_GROUPS_KEPT = 16  # per split: 16 x 8,192 rows of a column read on demand, at most
+REMEMBERED = 8  # per split: results derived from it (duplicate groups, sampler draws)
 
 
 def dataset_dir(spec: DatasetSpec, root: Path) -> Path:
@@ -78,6 +80,44 @@ def read_status(spec: DatasetSpec, root: Path) -> dict:
         return {}
 
 
+MAX_SIDE = 1 << 15  # what an index may claim of an image, at most (the scan skips bigger)
+MAX_IMAGE_PIXELS = 1 << 26
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """Refuse an index whose meta.json does not hold together: its key is not its folder's,
+    a shard's name is no shard file's, a split's size, classes or shape are out of bounds,
+    or its table's rows are not its size. A damaged or forged index is scanned again, never
+    trusted (nor allowed to make a page allocate what it claims)."""
+    damaged = f"The index in {path} is damaged"
+    try:
+        if f"index-{meta['key']}" != path.name:
+            raise ValueError("its key is not its folder's")
+        if not all(re.fullmatch(r"[0-9a-f]{32}\.parquet", name) for name in meta["shards"]):
+            raise ValueError("it names files that are no shards")
+        for split, facts in meta["splits"].items():
+            if "error" in facts:
+                continue
+            channels, height, width = (int(v) for v in facts["shape"])
+            if channels not in (1, 3) or not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+                raise ValueError(f"{split} claims images of {channels} x {height} x {width}")
+            if height * width > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{split} claims images of {height} x {width}")
+            if not all(isinstance(name, str) for name in facts["classes"]):
+                raise ValueError(f"{split}'s classes are not names")
+            rows = _rows(path / f"samples-{split}.parquet")
+            if rows != int(facts["size"]):
+                raise ValueError(f"{split} claims {facts['size']} images but holds {rows}")
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        raise CorruptFile(f"{damaged} ({e}): scan the dataset again.") from None
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 class Index:
     """A dataset's complete index, as read from disk."""
 
@@ -91,6 +131,7 @@ class Index:
             raise CorruptFile(f"The index in {path} cannot be read ({e}): scan again.") from None
         if self.meta.get("version") != SCAN_VERSION:
             raise CorruptFile(f"The index in {path} is from another version: scan again.")
+        _check_meta(self.meta, path)
         self.shard_dir = path.parent / "shards"
         self._splits: dict[str, SplitData] = {}
         self._lock = threading.Lock()
@@ -144,10 +185,17 @@ class SplitData:
         self._file = pq.ParquetFile(index.path / f"samples-{split}.parquet")
         self._columns: dict[str, np.ndarray] = {}
         self._groups: OrderedDict[tuple[int, str], list] = OrderedDict()
+        self._derived: OrderedDict[object, object] = OrderedDict()
         self._lock = threading.Lock()
         labels = self.column("label").astype(np.int64)
         labels.flags.writeable = False
         self.labels = labels
+        low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+        if not facts.get("labels_outside_classes") and (low < 0 or high >= len(self.classes)):
+            raise CorruptFile(
+                f"The index of {self.spec.title} {split} is damaged (labels {low} to {high} "
+                f"for {len(self.classes)} classes): scan the dataset again."
+            )
 
     def __len__(self) -> int:
         return int(self.details["size"])
@@ -160,6 +208,20 @@ class SplitData:
     def image_shape(self) -> tuple[int, int, int]:
         """C, H, W of every image as the DataLoader batches it."""
         return self.conform.shape
+
+    def remember(self, key: object, compute):
+        """`compute()`, kept with this split (the last REMEMBERED results): what is derived from
+        a split lives and goes with it, bounded by the open indexes."""
+        with self._lock:
+            if key in self._derived:
+                self._derived.move_to_end(key)
+                return self._derived[key]
+        value = compute()
+        with self._lock:
+            self._derived[key] = value
+            while len(self._derived) > REMEMBERED:
+                self._derived.popitem(last=False)
+        return value
 
     def column(self, name: str) -> np.ndarray:
         """A per-sample column of this split as a read-only numpy array (read once)."""
@@ -244,7 +306,7 @@ class SplitData:
         from datalib.formats import Unreadable
 
         sources = self.sources(indices)
-        decoded = self.spec.format.read(self.spec, self.root, sources)
+        decoded = _read_in_time(self.spec, self.root, sources)
         for source, item in zip(sources, decoded, strict=True):
             if isinstance(item, Unreadable):
                 raise CorruptFile(
@@ -313,6 +375,26 @@ _NUMPY = {
 }  # fmt: skip
 
 
+# Images a page shows are read on a few threads of their own, each read given READ_SECONDS:
+# a hung disk (or a file that never answers) then costs the page that asked an error
+# message, not the server a thread it never gets back.
+READ_SECONDS = float(os.environ.get("BATCHSCOPE_READ_SECONDS", "20"))
+_readers = ThreadPoolExecutor(4, thread_name_prefix="batchscope-read")
+
+
+def _read_in_time(spec: DatasetSpec, root: Path, sources: list[str]) -> list:
+    future = _readers.submit(spec.format.read, spec, root, sources)
+    try:
+        return future.result(timeout=READ_SECONDS)
+    except TimeoutError:
+        future.cancel()
+        raise ReadTimeout(
+            f"Reading {len(sources)} image(s) of {spec.title} took longer than "
+            f"{READ_SECONDS:g} s (the first is {sources[0] if sources else '-'}): the disk "
+            "may be hung or overloaded. Try again; if it stays, check the storage."
+        ) from None
+
+
 def _viewable(blob: bytes) -> tuple[bytes, str]:
     """A stored thumbnail as a browser shows it: JPEG as it is, raw grey pixels as PNG."""
     if blob[:4] != b"RAWL":
@@ -328,12 +410,26 @@ def _viewable(blob: bytes) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/png"
 
 
+def trusted(spec: DatasetSpec, root: Path, path: Path) -> Index | None:
+    """The index at `path` with every split opened (so checked), or None when any part of it
+    does not hold together."""
+    try:
+        index = Index(spec, root, path)
+        for split, facts in index.meta["splits"].items():
+            if "error" not in facts:
+                index.split(split)
+    except CorruptFile:
+        return None
+    return index
+
+
 _open: OrderedDict[tuple, Index] = OrderedDict()
 _open_lock = threading.Lock()
 
 
 def open_index(spec: DatasetSpec, root: Path) -> Index | None:
-    """The dataset's complete index, or None when there is none yet.
+    """The dataset's complete index, or None when there is none yet, or only a damaged one
+    (the next scan replaces it).
 
     Indexes stay open in this process, the most recently used `OPEN_DATASETS` of them; a
     rescan's new index replaces the old one at the next call.
@@ -346,7 +442,9 @@ def open_index(spec: DatasetSpec, root: Path) -> Index | None:
         if key in _open:
             _open.move_to_end(key)
             return _open[key]
-    index = Index(spec, root, path)
+    index = trusted(spec, root, path)
+    if index is None:
+        return None
     with _open_lock:
         _open[key] = index
         stale = [k for k in _open if k[:2] == key[:2] and k != key]

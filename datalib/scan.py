@@ -41,7 +41,7 @@ from datalib.errors import CorruptFile, DatalibError, DataRootError, DatasetMiss
 from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
-from datalib.index import SCAN_VERSION, as_numpy, current_index, dataset_dir
+from datalib.index import SCAN_VERSION, as_numpy, current_index, dataset_dir, trusted
 from datalib.paths import data_root
 from datalib.registry import DatasetSpec, dataset_spec
 
@@ -599,6 +599,8 @@ def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runne
         shards = {split: plan_shards(listing) for split, listing in good.items()}
         key = _index_key(listings, shards)
         current = current_index(spec, root)
+        if current is not None and trusted(spec, root, current) is None:
+            current = None  # damaged or forged: built again below, never read
         if not work.submitted and current is not None and current.name == f"index-{key}":
             progress.state = "done"
             progress.skipped_rows = sum(len(v) for v in good.values())
@@ -620,6 +622,22 @@ def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runne
     report(progress)
     _collect(folder, path, shards)
     return path
+
+
+def _finished(path: Path, shard: Shard) -> bool:
+    """Is the shard's file there, with a row for each of its samples? One that is not (cut
+    short, or not ours) is removed, and the shard read again."""
+    if not path.is_file():
+        return False
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - whatever it is, it is no shard of ours
+        rows = -1
+    if rows == shard.stop - shard.start:
+        return True
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return False
 
 
 def _index_key(listings: dict, shards: dict[str, list[Shard]]) -> str:
@@ -674,7 +692,7 @@ class _Shards:
         not read before."""
         names = _class_names(listing)
         for shard in plan_shards(listing):
-            if shard.key in self.submitted or (self.shard_dir / shard.file).is_file():
+            if shard.key in self.submitted or _finished(self.shard_dir / shard.file, shard):
                 continue
             self.submitted.add(shard.key)
             self.progress.total += shard.stop - shard.start

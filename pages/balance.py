@@ -34,19 +34,22 @@ if order == "count":  # by the training split's counts, largest first
     classes = train["class"].tolist()
 
 sizes = " / ".join(f"{len(d):,}" for d in splits)
+# Class and split names come from folders: shown as typed, never as Plotly's HTML.
+shown_table = table.assign(**{name: table[name].map(ui.plot) for name in ("class", "split")})
+shown_table["split_name"] = table["split"]  # as it is, for a click to choose
 figure = px.bar(
-    table,
+    shown_table,
     color_discrete_sequence=ui.COLORS,
     x="class",
     y=measure,
     color="split",
     barmode=mode,
     opacity=0.75 if mode == "overlay" else 1.0,
-    category_orders={"class": classes},
-    custom_data=["split", "count", "percent", "label"],
+    category_orders={"class": [ui.plot(name) for name in classes]},
+    custom_data=["split", "count", "percent", "label", "split_name"],
     labels={"count": "images", "percent": "% of split", "class": "class"},
     title=(
-        f"{spec.title} {' vs '.join(d.split for d in splits)}: class "
+        f"{ui.plot(spec.title)} {' vs '.join(ui.plot(d.split) for d in splits)}: class "
         f"{'counts' if measure == 'count' else 'shares (%)'} (n={sizes})"
     ),
 )
@@ -62,7 +65,7 @@ def choose_clicked_bar() -> None:
     """A click on a bar chooses its class, and its split, for the samples below."""
     points = st.session_state[chart_key].selection.points
     if points:
-        split, _, _, label = points[0]["customdata"]
+        _, _, _, label, split = points[0]["customdata"]
         st.session_state["cls"] = view.data.classes[int(label)]
         st.session_state["samples_from"] = split
 
@@ -88,8 +91,8 @@ if st.session_state.get(chart_key) and st.session_state[chart_key].selection.poi
 for data, column in zip(splits, st.columns(len(splits)), strict=True):
     counts = datalib.class_counts(data.labels, len(data.classes))
     ratio = datalib.imbalance_ratio(counts)
-    column.metric(f"{data.split}: imbalance ratio (largest / smallest)", f"{ratio:.2f}")
-    column.caption(datalib.balance_verdict(counts, data.classes))
+    column.metric(f"{ui.md(data.split)}: imbalance ratio (largest / smallest)", f"{ratio:.2f}")
+    column.caption(ui.md(datalib.balance_verdict(counts, data.classes)))
 
 st.subheader("Samples of one class", anchor=False)
 by_split = {data.split: data for data in splits}
@@ -97,7 +100,13 @@ pick_class, pick_split = st.columns([2, 1], vertical_alignment="bottom")
 with pick_class:
     label = ui.class_picker(view.data, allow_all=False, label="Class (or click a bar)")
 source = pick_split.segmented_control(
-    "From", list(by_split), default=view.data.split, required=True, key="samples_from", bind=ui.URL
+    "From",
+    list(by_split),
+    default=view.data.split,
+    required=True,
+    key="samples_from",
+    bind=ui.URL,
+    format_func=ui.md,
 )
 samples = by_split[source]
 name = view.data.classes[label]
@@ -109,7 +118,7 @@ with ui.user_errors():  # a folder's splits number their classes each on their o
     )
 shown = members[:SAMPLES]
 st.caption(
-    ui.count_caption(len(shown), len(members), f"images of class {name}")
-    + f" The first ones in {spec.title} {source}; caption: #index."
+    ui.count_caption(len(shown), len(members), f"images of class {ui.md(name)}")
+    + f" The first ones in {ui.md(spec.title)} {ui.md(source)}; caption: #index."
 )
 ui.pixel_grid(samples, shown, [f"#{i}" for i in shown], key="samples", size=70)

@@ -13,7 +13,7 @@ view = ui.sidebar()
 data, loader = view.data, view.loader
 st.title("Batches", anchor=False)
 st.caption(
-    f"`DataLoader({data.spec.title} {data.split}, batch_size={loader.batch_size}, "
+    f"{ui.md(view.title)} through `DataLoader(dataset, batch_size={loader.batch_size}, "
     f"shuffle={loader.shuffle}, drop_last={loader.drop_last}, "
     f"generator=torch.Generator().manual_seed({loader.seed}))` with `transforms.ToTensor()`. "
     "Change these in the sidebar."
@@ -54,7 +54,7 @@ with histogram:
         x=list(range(len(data.classes))),
         y=counts,
         labels={"x": "label", "y": "samples in this batch"},
-        title=f"{view.title}: labels in batch {k} (batch_size={loader.batch_size})",
+        title=f"{ui.plot(view.title)}: labels in batch {k} (batch_size={loader.batch_size})",
     )
     figure.update_xaxes(dtick=1)
     figure.update_yaxes(dtick=1 if counts.max() <= 10 else None)

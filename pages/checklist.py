@@ -34,8 +34,8 @@ with ui.user_errors():
     names = datalib.splits_of(spec.name)
 if not {"train", "test"} <= set(names):
     st.info(
-        f"The checklist compares a train and a test split; {spec.title} has "
-        f"{', '.join(names)}. Lay the folder out as `<folder>/train/<class>/...` and "
+        f"The checklist compares a train and a test split; {ui.md(spec.title)} has "
+        f"{ui.md(', '.join(names))}. Lay the folder out as `<folder>/train/<class>/...` and "
         "`<folder>/test/<class>/...` to check it.",
         icon=":material/call_split:",
     )
@@ -47,7 +47,7 @@ with ui.user_errors():
 
 tally = result.tally()
 st.caption(
-    f"{view.title} through `{result.loader_text}` with `transforms.ToTensor()`: "
+    f"{ui.md(view.title)} through `{result.loader_text}` with `transforms.ToTensor()`: "
     f"{tally['pass']} pass, {tally['warn']} warn, {tally['fail']} fail."
 )
 
@@ -76,7 +76,8 @@ def show_shuffled(check: datalib.checks.Check) -> None:
         aspect="auto",
         labels={"x": "position in batch", "y": "batch", "color": "label"},
         title=(
-            f"{view.title}: labels of the first {len(labels)} batches of batch_size {size}, "
+            f"{ui.plot(view.title)}: labels of the first {len(labels)} batches of batch_size "
+            f"{size}, "
             "in loader order"
         ),
     )
@@ -100,7 +101,7 @@ def show_split(check: datalib.checks.Check) -> None:
     examples = check.table.groupby("example", sort=True)
     st.caption(f"{examples.ngroups} example(s) of identical images; caption: split #index: label.")
     for number, rows in examples:
-        st.markdown(f"Example {number + 1}: {rows['kind'].iloc[0]}")
+        st.markdown(f"Example {number + 1}: {ui.md(rows['kind'].iloc[0])}")
         parts = list(rows.groupby("split", sort=False))
         # train and test copies side by side, each in a narrow column; one split needs none
         places = st.columns([1] * len(parts) + [2]) if len(parts) > 1 else [st.container()]
@@ -125,16 +126,17 @@ def show_balanced(check: datalib.checks.Check) -> None:
     falls in), and the weights behind it."""
     table = check.table
     seed = view.loader.seed
+    classes = table["class"].map(ui.plot)  # folder names: as typed, never Plotly's HTML
     figure = go.Figure(
         [
             go.Bar(
-                x=table["class"],
+                x=classes,
                 y=table["percent_without_sampler"],
                 name=f"shuffle={view.loader.shuffle}, no sampler: one epoch",
                 marker_color=ui.COLORS[0],
             ),
             go.Bar(
-                x=table["class"],
+                x=classes,
                 y=table["expected_percent_with_sampler"],
                 name="WeightedRandomSampler: expected (bar: 95% of epochs)",
                 marker_color=ui.COLORS[1],
@@ -149,7 +151,7 @@ def show_balanced(check: datalib.checks.Check) -> None:
                 },
             ),
             go.Bar(
-                x=table["class"],
+                x=classes,
                 y=table["percent_with_sampler"],
                 name=f"WeightedRandomSampler: the epoch seed {seed} draws",
                 marker_color=ui.COLORS[4],
@@ -167,7 +169,8 @@ def show_balanced(check: datalib.checks.Check) -> None:
     figure.update_layout(
         barmode="group",
         title=(
-            f"{view.title}: class mix of one epoch, without and with a WeightedRandomSampler "
+            f"{ui.plot(view.title)}: class mix of one epoch, without and with a "
+            "WeightedRandomSampler "
             f"(seed {seed}, n={int(table['count'].sum()):,})"
         ),
         xaxis_title="class",
@@ -222,7 +225,7 @@ for check in result.checks:
         title.subheader(check.title, anchor=False)
         with verdict:
             badge(check.verdict)
-        st.markdown(check.summary)
+        st.markdown(ui.md(check.summary))
         if check.name in EXTRAS:
             EXTRAS[check.name](check)
         with st.expander("Evidence", expanded=check.verdict != "pass"):

@@ -93,7 +93,8 @@ figure = px.bar(
     color_discrete_sequence=["#ff2b2b", "#29b09d", "#0068c9"] if channels else ui.COLORS,
     log_y=log_y,
     labels={"value": f"pixel value, {scale}", "pixels": "pixels"},
-    title=f"{view.title}, {what}: pixel values, {scale} (n={stats.total:,} pixels)",
+    title=f"{ui.plot(view.title)}, {ui.plot(what)}: pixel values, {scale} "
+    f"(n={stats.total:,} pixels)",
 )
 figure.update_traces(
     hovertemplate="value %{x}<br>%{y:,} pixels<extra></extra>", marker_line_width=0
@@ -131,7 +132,7 @@ if scope == "Whole split":
         st.markdown("To normalise with these statistics, paste:")
     else:
         st.markdown(
-            f"These are the {data.split} split's statistics (mean "
+            f"These are the {ui.md(data.split)} split's statistics (mean "
             + ", ".join(f"{s.mean:.4f}" for s in (channels or (stats,)))
             + "). Normalise every split with the **train** split's, as the model was trained:"
         )

@@ -11,6 +11,7 @@ import datalib
 import ui
 
 PER_PAGE = ui.GALLERY_PAGE
+HEATMAP_SIDE = 96  # pixels on the longer side the pixel chart draws, at most
 
 view = ui.sidebar()
 data = view.data
@@ -40,7 +41,7 @@ with gallery:
     st.session_state["_gallery_view"] = gallery_view
     what = "images" if label is None else f"images of class {data.classes[label]}"
     st.caption(
-        ui.count_caption(len(shown), len(members), f"{what} in {view.title}")
+        ui.count_caption(len(shown), len(members), ui.md(f"{what} in {view.title}"))
         + f" Page {page:,} of {pages:,}; caption: {'class ' if label is None else ''}(#index)."
         + " Click an image to open it large."
     )
@@ -80,12 +81,16 @@ with single:
         pixels = data.pixels([index])[0]
     st.image(ui.upscale(pixels, 280), width=280)
     st.markdown(
-        f"**#{index:,}** in {view.title}, label **{data.classes[data.labels_of([index])[0]]}**"
+        f"**#{index:,}** in {ui.md(view.title)}, label "
+        f"**{ui.md(data.classes[data.labels_of([index])[0]])}**"
     )
-    if pixels.ndim == 2:  # grey: a heatmap whose hover shows both scales
+    # A big image's values are drawn reduced: a chart of millions of cells would not draw.
+    values = ui.shrink(pixels, HEATMAP_SIDE)
+    reduced = values.shape != pixels.shape
+    if values.ndim == 2:  # grey: a heatmap whose hover shows both scales
         trace = go.Heatmap(
-            z=pixels,
-            customdata=np.round(pixels / 255, 4),
+            z=values,
+            customdata=np.round(values / 255, 4),
             colorscale="gray",
             zmin=0,
             zmax=255,
@@ -94,23 +99,23 @@ with single:
             ),
             colorbar={"title": "raw"},
         )
-        table = pd.DataFrame(pixels).rename_axis("row").reset_index()
+        table = pd.DataFrame(values).rename_axis("row").reset_index()
     else:  # colour: the image itself, hover shows the channels
         trace = go.Image(
-            z=pixels,
+            z=values,
             hovertemplate="row %{y}, col %{x}<br>raw RGB %{z}<br>after ToTensor: / 255"
             "<extra></extra>",
         )
-        rows, cols = np.indices(pixels.shape[:2])
+        rows, cols = np.indices(values.shape[:2])
         table = pd.DataFrame(
             {"row": rows.ravel(), "col": cols.ravel()}
-            | {name: pixels[..., c].ravel() for c, name in enumerate("RGB")}
+            | {name: values[..., c].ravel() for c, name in enumerate("RGB")}
         )
     figure = go.Figure(trace)
     figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     figure.update_xaxes(constrain="domain")
     figure.update_layout(
-        title=f"{view.title} #{index}: pixel values",
+        title=f"{ui.plot(view.title)} #{index}: pixel values",
         height=460,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
@@ -120,4 +125,10 @@ with single:
         name=ui.export_name(data.spec, [data.split], f"image-{index}-pixels"),
         table=table,
     )
+    if reduced:
+        st.caption(
+            f"The image is {pixels.shape[1]}x{pixels.shape[0]}: its values are shown reduced to "
+            f"{values.shape[1]}x{values.shape[0]} (each cell the mean of the pixels it covers), "
+            "in the chart and the CSV."
+        )
     st.caption("Hover a pixel for its raw value (0-255) and what ToTensor makes of it (0-1).")

@@ -8,15 +8,15 @@ import ui
 
 view = ui.sidebar()
 spec = view.data.spec
-st.title(f"{spec.title}", anchor=False)
+st.title(ui.md(spec.title), anchor=False)
 st.write(spec.description)
-st.caption(f"Source: {spec.source}")
+st.caption(f"Source: {ui.md(spec.source)}")
 
 with ui.user_errors():
     splits = [ui.load(spec.name, split) for split in datalib.splits_of(spec.name)]
 columns = st.columns(len(splits) + 2)
 for column, data in zip(columns, splits, strict=False):
-    column.metric(f"{data.split} images", f"{len(data):,}")
+    column.metric(f"{ui.md(data.split)} images", f"{len(data):,}")
 c, h, w = view.data.image_shape
 columns[-2].metric("Image shape (C x H x W)", f"{c} x {h} x {w}")
 columns[-1].metric("Classes", len(view.data.classes))
@@ -33,9 +33,9 @@ ui.pixel_grid(
 )
 if len(shown) < len(members):
     missing = [view.data.classes[c] for c in range(len(members)) if c not in shown]
-    st.warning(f"No image at all in {view.title} of: {', '.join(missing)}.")
+    st.warning(f"No image at all in {ui.md(view.title)} of: {ui.md(', '.join(missing))}.")
 st.caption(
-    f"The first image of each class in {view.title}. Stored on disk as uint8 0-255; "
+    f"The first image of each class in {ui.md(view.title)}. Stored on disk as uint8 0-255; "
     "the Batches page shows them as the model receives them after `transforms.ToTensor()`."
 )
 
@@ -53,7 +53,7 @@ modes.dataframe(
     hide_index=True,
 )
 skipped = details["skipped"]
-st.markdown(f"**Skipped: {len(skipped):,} files and folders** in {view.title}")
+st.markdown(f"**Skipped: {len(skipped):,} files and folders** in {ui.md(view.title)}")
 if skipped:
     st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
 

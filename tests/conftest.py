@@ -207,3 +207,11 @@ def grid_captions(app: AppTest, key: str | None = None) -> list[str]:
     grids = image_grids(app)
     chosen = [grids[key]] if key else list(grids.values())
     return [tile["caption"] for tiles in chosen for tile in tiles]
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of Markdown the app escaped (ui.md): the backslashes and the
+    invisible word joiners dropped."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", str(markdown)).replace("\u2060", "")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import datalib
 import ui
-from tests.conftest import grid_captions, image_grids, open_page
+from tests.conftest import grid_captions, image_grids, open_page, plain
 
 PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
 
@@ -28,9 +28,10 @@ def plotly_array(value) -> np.ndarray:
 
 
 def texts(app: AppTest) -> str:
+    """Every text on the page as a reader sees it (escaped Markdown unescaped; code as is)."""
     parts = [
-        e.value for kind in ("markdown", "caption", "subheader", "code") for e in app.get(kind)
-    ]
+        plain(e.value) for kind in ("markdown", "caption", "subheader") for e in app.get(kind)
+    ] + [e.value for e in app.get("code")]
     return "\n".join(str(p) for p in parts)
 
 
@@ -45,21 +46,21 @@ def test_every_page_renders_on_tiny_data(page, tiny_root, monkeypatch):
 def test_every_page_renders_on_real_mnist(page, real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, page)
     assert not app.error
-    assert app.sidebar.caption[0].value.startswith("MNIST train: 60,000 images")
+    assert plain(app.sidebar.caption[0].value).startswith("MNIST train: 60,000 images")
 
 
 def test_sidebar_reports_the_split_and_its_batches(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "overview", batch_size="64")
-    assert app.sidebar.caption[0].value == "MNIST train: 60,000 images, 938 batches of 64"
+    assert plain(app.sidebar.caption[0].value) == "MNIST train: 60,000 images, 938 batches of 64"
     app.segmented_control(key="split").set_value("test").run()
-    assert app.sidebar.caption[0].value == "MNIST test: 10,000 images, 157 batches of 64"
+    assert plain(app.sidebar.caption[0].value) == "MNIST test: 10,000 images, 157 batches of 64"
 
 
 def test_missing_dataset_shows_the_fix_not_a_traceback(tmp_path, monkeypatch):
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
     app = open_page(tmp_path, monkeypatch, "overview")
-    message = app.error[0].value
+    message = plain(app.error[0].value)
     assert "MNIST is not on disk" in message and "python -m datalib download mnist" in message
 
 
@@ -106,7 +107,7 @@ def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "histograms")
     whole = charts(app)[0]
     assert "all images" in whole["layout"]["title"]["text"]
-    assert "Scaled: the model sees values from 0 to 1, inside [0, 1]" in app.info[0].value
+    assert "Scaled: the model sees values from 0 to 1, inside [0, 1]" in plain(app.info[0].value)
     assert [m.value for m in app.metric][3:] == ["0.1307", "0.3081"]
     app.segmented_control(key="scale").set_value("raw 0-255 (on disk)").run()
     assert [m.value for m in app.metric][2:] == ["255", "33.3184", "78.5675"]
@@ -114,6 +115,17 @@ def test_histogram_scope_and_scale_change_the_chart(real_root, monkeypatch):
     app.selectbox(key="cls").set_value("1 - one").run()
     assert "class 1 - one" in charts(app)[0]["layout"]["title"]["text"]
     assert app.metric[0].value == f"{6742 * 784:,}"
+
+
+def test_a_class_page_opened_on_all_classes_puts_its_class_in_the_link(real_root, monkeypatch):
+    """The Images page's "All classes" is not a class the Histograms page can show: the page
+    shows the first class, and the link says so (a link copied there opens the same chart)."""
+    app = open_page(real_root, monkeypatch, "images")
+    assert app.selectbox(key="cls").value == ui.ALL_CLASSES
+    app.switch_page("pages/histograms.py").run()
+    app.segmented_control(key="scope").set_value("One class").run()
+    assert "class 0 - zero" in charts(app)[0]["layout"]["title"]["text"]
+    assert app.query_params.get("cls", ["0 - zero"]) == ["0 - zero"]  # the default: not written
 
 
 def test_balance_counts_percent_and_samples(real_root, monkeypatch):
@@ -193,12 +205,12 @@ def test_a_new_batch_size_keeps_the_place_in_the_epoch_and_says_so(real_root, mo
     app = open_page(real_root, monkeypatch, "batches", batch="100")
     app.number_input(key="batch_size").set_value(20).run()
     assert app.number_input(key="batch").value == 50
-    note = app.info[0].value
+    note = plain(app.info[0].value)
     assert "batch_size 10 \u2192 20: batch 100 is now batch 50" in note
     assert "from sample 1,000 of 60,000" in note
     app.segmented_control(key="split").set_value("test").run()
     assert app.number_input(key="batch").value == 50
-    assert "MNIST test: batch 50" in app.info[0].value
+    assert "MNIST test: batch 50" in plain(app.info[0].value)
     app.number_input(key="batch_size").set_value(1000).run()
     assert app.number_input(key="batch").value == 1  # samples 1,000-1,019 are in batch 1
     app.number_input(key="batch").set_value(9).run()
@@ -219,9 +231,11 @@ def test_the_labels_tensor_prints_in_even_lines(real_root, monkeypatch):
 
 def test_overview_links_every_other_page(tiny_root, monkeypatch):
     app = open_page(tiny_root, monkeypatch, "overview")
-    links = [link.proto.page for link in app.get("page_link")]
+    links = [link.proto.page for link in app.main.get("page_link")]
     assert links == ["batches", "images", "histograms", "balance", "checklist"]
-    labels = [link.proto.label for link in app.get("page_link")]
+    labels = [link.proto.label for link in app.main.get("page_link")]
+    nav = [link.proto.label for link in app.sidebar.get("page_link")]
+    assert nav == [page.title for page in ui.PAGES]  # the app's own navigation, every page
     assert labels[-1].startswith("Readiness checklist: ")
 
 
@@ -255,6 +269,6 @@ def test_class_table_percents_are_rounded_for_the_csv(tiny_root):
 def test_a_missing_dataset_says_to_set_the_data_root(tmp_path, monkeypatch):
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
     app = open_page(tmp_path, monkeypatch, "overview")
-    message = app.error[0].value
+    message = plain(app.error[0].value)
     assert "set DATALIB_ROOT to the folder that holds MNIST/raw/" in message
     assert f"the data root is now {tmp_path}" in message

@@ -12,7 +12,7 @@ import pytest
 
 import datalib
 from datalib.formats import download
-from tests.conftest import open_page, write_idx, write_tiny_mnist
+from tests.conftest import open_page, plain, write_idx, write_tiny_mnist
 from tests.test_datasets import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +70,10 @@ def test_corrupt_file_in_the_ui(corrupt_root, monkeypatch):
     root, message = corrupt_root
     before = snapshot(root)
     app = open_page(root, monkeypatch)
-    assert message in app.error[0].value
-    assert "download it again" in app.error[0].value or "download them again" in app.error[0].value
+    assert message in plain(app.error[0].value)
+    assert "download it again" in plain(app.error[0].value) or "download them again" in plain(
+        app.error[0].value
+    )
     other_split = open_page(root, monkeypatch, "batches", split="test")
     assert not other_split.error and "Batch 0 of 1" in other_split.subheader[0].value
     assert snapshot(root) == before
@@ -97,14 +99,16 @@ def test_corrupt_file_from_the_cli(corrupt_root):
 
 def test_named_root_that_does_not_exist_is_not_created(tmp_path, monkeypatch):
     app = open_page(tmp_path / "typo", monkeypatch)
-    assert "The data root" in app.error[0].value and "does not exist" in app.error[0].value
+    assert "The data root" in plain(app.error[0].value) and "does not exist" in plain(
+        app.error[0].value
+    )
     assert not (tmp_path / "typo").exists()
 
 
 def test_root_that_is_a_file(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
     app = open_page(tmp_path / "file", monkeypatch)
-    assert "is a file, not a folder" in app.error[0].value
+    assert "is a file, not a folder" in plain(app.error[0].value)
 
 
 def test_root_that_is_not_readable(tiny_root, monkeypatch):

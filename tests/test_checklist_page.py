@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import grid_captions, open_page
+from tests.conftest import grid_captions, open_page, plain
 from tests.test_app import charts, plotly_array, texts
 from tests.test_checks import TRAIN_COUNTS, write_imbalanced_mnist, write_sorted_mnist
 
@@ -66,7 +66,7 @@ def test_renders_on_tiny_data(tiny_root, monkeypatch):
 def test_renders_on_real_mnist(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "checklist")
     assert not app.error
-    assert app.sidebar.caption[0].value.startswith("MNIST train: 60,000 images")
+    assert plain(app.sidebar.caption[0].value).startswith("MNIST train: 60,000 images")
     assert verdicts(app)["Disjoint train and test"] == "pass"
     shown = texts(app)
     assert "0 images are in both train and test" in shown

@@ -13,7 +13,7 @@ import torchvision
 from torchvision import transforms
 
 import datalib
-from tests.conftest import CIFAR_TRAIN_LABELS, open_page
+from tests.conftest import CIFAR_TRAIN_LABELS, open_page, plain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def test_info_json_in_process(cifar_root, capsys):
 def test_every_page_shows_colour(cifar_root, monkeypatch, page):
     app = open_page(cifar_root, monkeypatch, page, dataset="CIFAR-10")
     assert not app.error, [e.value for e in app.error]
-    assert app.sidebar.caption[0].value.startswith("CIFAR-10 train: 12 images")
+    assert plain(app.sidebar.caption[0].value).startswith("CIFAR-10 train: 12 images")
 
 
 def test_a_pickle_that_would_run_code_is_refused(cifar_root, monkeypatch):

@@ -13,7 +13,7 @@ from PIL import Image
 
 import datalib
 from datalib.checks import checklist
-from tests.conftest import open_page
+from tests.conftest import open_page, plain
 from tests.test_folders import TRAIN_SKIPPED
 from tests.test_folders import root as folder_root  # noqa: F401 - a fixture
 
@@ -43,7 +43,7 @@ def test_the_sidebar_lists_folders_and_their_splits(folder_root, monkeypatch):  
         "folder:pets",
     ]
     assert app.segmented_control(key="split").options == ["train", "test"]
-    assert app.sidebar.caption[0].value.startswith("folder:pets train: 7 images")
+    assert plain(app.sidebar.caption[0].value).startswith("folder:pets train: 7 images")
     shown = "\n".join(str(e.value) for e in app.info)
     assert "resized from other sizes to 8x8 (bilinear)" in shown
     skipped = app.dataframe[-1].value
@@ -60,9 +60,9 @@ def test_every_page_works_on_a_folder(folder_root, monkeypatch, page):  # noqa: 
 
 def test_a_one_split_folder(folder_root, monkeypatch):  # noqa: F811
     app = open_page(folder_root, monkeypatch, "batches", dataset="folder:digits")
-    assert app.sidebar.caption[0].value.startswith("folder:digits all: 6 images")
+    assert plain(app.sidebar.caption[0].value).startswith("folder:digits all: 6 images")
     checklist = open_page(folder_root, monkeypatch, "checklist", dataset="folder:digits")
-    assert "compares a train and a test split" in checklist.info[0].value
+    assert "compares a train and a test split" in plain(checklist.info[0].value)
 
 
 def test_cli_info_lists_what_was_skipped(folder_root):  # noqa: F811

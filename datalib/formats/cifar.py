@@ -196,8 +196,11 @@ class CifarFormat(Format):
 
     def read(self, spec, root: Path, sources: Sequence[str]) -> list[Decoded | Unreadable]:
         out = []
+        known = {f for files in self.split_files.values() for f in files}
         for source in sources:
             file, index = source.rsplit(":", 1)
+            if file not in known:  # an index says where to read: only our files
+                raise CorruptFile(f"{source!r} is not an image of {spec.title}: scan again.")
             images, _ = self.batches.get(root / FOLDER / file, root)
             out.append(Decoded(images[int(index)], "RGB", SIDE * SIDE * 3))
         return out

@@ -131,6 +131,8 @@ class IdxFormat(Format):
         by_file: dict[str, list[tuple[int, int]]] = {}
         for position, source in enumerate(sources):
             file, index = source.rsplit(":", 1)
+            if file not in self.files():  # an index says where to read: only our files
+                raise CorruptFile(f"{source!r} is not an image of {spec.title}: scan again.")
             by_file.setdefault(file, []).append((int(index), position))
         for file, wanted in by_file.items():
             n, height, width = idx_shape(folder / file, 3)

@@ -7,6 +7,7 @@ import io
 import re
 import struct
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from PIL import Image
@@ -212,17 +213,60 @@ def test_bad_link_values_fall_back_with_a_notice(page, server):
     assert_no_error(page)
 
 
+def test_markdown_in_a_link_is_shown_as_text_never_as_a_link_or_image(page, server):
+    """A phishing link in the app's own voice, and an image the visitor's browser would
+    fetch: the refused values are shown as typed."""
+    phishing = "[Your session expired: sign in here](https://evil.example/login)"
+    tracker = "![x](https://evil.example/pixel.png)"
+    query = urlencode({"batch_size": phishing, "seed": tracker})
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    open_view(page, f"{server}/batches?{query}", "Batches")
+    notice = page.locator("[data-testid=stToast]").first
+    notice.wait_for()
+    shown = notice.inner_text().replace("\u2060", "")  # invisible joiners break autolinks
+    assert phishing in shown and tracker in shown
+    assert page.locator("a[href*='evil.example'], img[src*='evil.example']").count() == 0
+    assert not [url for url in fetched if urlsplit(url).hostname == "evil.example"]
+    assert page.get_by_text("Batch 0 of 6,000").is_visible()  # the defaults, as promised
+    screenshot(page, "hostile-link-notice")
+    assert_no_error(page)
+
+
 def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root, tmp_path):
     """After a restart the first visitor may arrive on any page's link: same view, same app."""
     with serving(real_root, tmp_path / "streamlit.log") as (fresh_server, _):
         context = browser.new_context(viewport={"width": 1400, "height": 1300})
         try:
             page = context.new_page()
+            # Whatever the first paint is, it must never show Streamlit's own listing of pages/.
+            page.add_init_script(
+                """new MutationObserver(() => {
+                    if (document.querySelector('[data-testid=stSidebarNav]'))
+                        window.sawPagesFolder = true;
+                }).observe(document, {childList: true, subtree: true});"""
+            )
             open_view(page, fresh_server + "/batches?batch=3&batch_size=16&split=test", "Batches")
             page.get_by_text("Batch 3 of 625").wait_for()
-            nav = page.locator("[data-testid=stSidebarNav]").inner_text()
-            assert "Class balance" in nav and "overview" not in nav  # the app's router
+            links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a")
+            hrefs = links.evaluate_all("els => els.map(e => '/' + e.getAttribute('href'))")
+            assert hrefs == ["/", "/batches", "/images", "/histograms", "/balance", "/checklist"]
+            assert not page.evaluate("window.sawPagesFolder === true")
             page.get_by_role("button", name="Copy link").wait_for()  # the app's own sidebar
+            for path in hrefs:  # every link the app shows is a page, never "Page not found"
+                other = context.new_page()
+                other.goto(fresh_server + path)
+                other.locator("[data-testid=stSidebar] [data-testid=stPageLink]").first.wait_for()
+                settle(other)
+                assert "Page not found" not in other.content()
+                other.close()
+            # The Overview's URL before it became "/", in links shared back then: still opens it.
+            old = context.new_page()
+            old.goto(fresh_server + "/overview?split=test")
+            old.wait_for_url(fresh_server + "/?split=test")
+            old.get_by_role("heading", name="MNIST", exact=True).wait_for()
+            settle(old)
+            assert "Page not found" not in old.content()
             assert_no_error(page)
         finally:
             context.close()
