@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench import compute, machine, pages, server
     from bench import scan as scan_section
     from bench.report import Row, duration, missed, to_markdown, write
+    from bench.serving import CHROMIUM
 
-    if not Path(server.CHROMIUM).is_file():
-        parser.error(f"no Chromium at {server.CHROMIUM}: apt-get install chromium")
+    if not Path(CHROMIUM).is_file():
+        parser.error(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     missing = datalib.missing_files("mnist", root)
     if missing:
         parser.error(f"MNIST is not under {root}: {', '.join(missing)} missing")

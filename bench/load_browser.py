@@ -1,6 +1,7 @@
 """Load test: 20 real Chromium readers, 10 interactions each, against one `streamlit run`.
 
-    python -m bench.load_browser [--sessions 20] [--think 4 8] [--ramp 2] [--out bench/results/load.json]
+    python -m bench.load_browser [--sessions 20] [--root DIR] [--think 4 8] [--ramp 2]
+        [--out bench/results/load.json]
 
 Readers arrive `--ramp` seconds apart and read 4-8 s between interactions. Each interaction is
 timed from the click until the whole answer is drawn (the script run is over, nothing is stale,
@@ -30,8 +31,7 @@ from playwright.async_api import async_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.machine import process_cpu_seconds, process_rss_bytes
-from tests.conftest import REAL_ROOT
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serving
+from bench.serving import CHROMIUM, CHROMIUM_ARGS, data_root, serving
 
 DEADLINE_S = 480
 # A reader looks at a chart or a grid of digits before the next click: 4-8 s, the pace of
@@ -111,7 +111,9 @@ async def drawn(page) -> None:
 
 def nav(page, title: str):
     """Click a page's link in the sidebar, as a reader moves between pages (no reload)."""
-    return page.locator(f"[data-testid=stSidebarNavLink]:has-text('{title}')").click()
+    return page.locator(
+        f"[data-testid=stSidebar] [data-testid=stPageLink] a:has-text('{title}')"
+    ).click()
 
 
 async def session(
@@ -287,6 +289,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_browser", description=__doc__)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument(
+        "--root", help="data root holding MNIST/raw (default: $DATALIB_ROOT, else ../shared/data)"
+    )
+    parser.add_argument(
         "--think",
         type=float,
         nargs=2,
@@ -300,10 +305,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/load.json"))
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp()) / "streamlit.log"
-    with serving(REAL_ROOT, log) as (url, process):
+    with serving(data_root(args.root), log) as server:
         result = asyncio.run(
             asyncio.wait_for(
-                run(args.sessions, url, process.pid, tuple(args.think), args.ramp), DEADLINE_S
+                run(args.sessions, server.url, server.pid, tuple(args.think), args.ramp),
+                DEADLINE_S,
             )
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

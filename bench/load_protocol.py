@@ -52,7 +52,7 @@ from websockets.exceptions import WebSocketException
 
 from bench import REPO
 from bench.machine import describe, load_average, process_cpu_seconds, process_rss_bytes
-from bench.server import Server
+from bench.serving import Server, data_root, serving
 
 SESSIONS = (20, 50, 100)
 # Readers as in the browser load test: a look at a chart or a grid of digits between clicks.
@@ -672,8 +672,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the pacing")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/load_protocol.json")
     args = parser.parse_args()
-    root = args.root or os.environ.get("DATALIB_ROOT") or str(REPO.parent / "shared" / "data")
-    root = str(Path(root).expanduser().absolute())
+    root = str(data_root(args.root))
     pacing = Pacing(tuple(args.think), tuple(args.ramp), args.timeout, args.settle)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log = args.out.with_suffix(".server.log")
@@ -683,10 +682,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="load-protocol-cache-") as cache:
             print(f"building MNIST's index in {cache}...", flush=True)
             build_index(root, cache)
-            server = Server("streamlit run", root, log)
-            server.env["BATCHSCOPE_CACHE"] = cache
-            with server:
-                server.wait_healthy()
+            with serving(root, log, env={"BATCHSCOPE_CACHE": cache}) as server:
                 os.nice(10)  # this process only: the server started at its own priority
                 runs = asyncio.run(run_all(server, args.sessions, pacing, args.seed))
     except RuntimeError as error:

@@ -7,28 +7,19 @@ Playwright; only loopback addresses are ever opened.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
 
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext
 
 from bench import REPO
-from bench.machine import process_cpu_seconds, process_rss_bytes
 from bench.report import Row, duration, megabytes
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # one list of flags for every browser
-
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Server", "chromium", "run"]
+from bench.serving import Server, chromium
 
 CHART = ".js-plotly-plot g.point"  # a bar of the Plotly chart is on screen: the chart is drawn
 COLD_START_TARGET = 8.0  # seconds
@@ -41,83 +32,6 @@ TIMEOUT = 120  # seconds for any one server or page to come up
 
 def _progress(message: str) -> None:
     print(f"  {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`streamlit run app.py` (or `bench.preload`) on a free loopback port, as a child."""
-
-    def __init__(self, module: str, root: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.argv = [sys.executable, "-m", *module.split(), "app.py"]
-        self.argv += [f"--server.port={self.port}", "--server.address=127.0.0.1"]
-        self.argv += ["--server.headless=true"]
-        self.env = os.environ | {"DATALIB_ROOT": root}
-        self.log = log
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Self:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=15)
-
-    def wait_healthy(self) -> None:
-        """Until /_stcore/health answers 200; fails if the server exits or takes too long."""
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}: {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer,
-            ):
-                if answer.status == 200:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"the server was not healthy after {TIMEOUT} s: {self.log}")
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the server process has used so far."""
-        return process_cpu_seconds(self.process.pid)
-
-    def rss(self) -> int:
-        """Resident memory of the server process in bytes (VmRSS)."""
-        return process_rss_bytes(self.process.pid)
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Browser]:
-    """Debian's headless Chromium, never a downloaded one."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_chart(browser: Browser, server: Server) -> BrowserContext:
@@ -142,7 +56,7 @@ def _import_time() -> tuple[float, float]:
 def _cold_start(browser: Browser, root: str, log: Path) -> tuple[float, float, float]:
     """Seconds from process start to healthy and to the chart drawn, and server CPU seconds."""
     start = time.perf_counter()
-    with Server("streamlit run", root, log) as server:
+    with Server(root, log) as server:
         server.wait_healthy()
         healthy = time.perf_counter() - start
         context = open_chart(browser, server)
@@ -201,7 +115,7 @@ def _settled_rss(server: Server) -> int:
 def memory_rows(browser: Browser, root: str, log: Path) -> list[Row]:
     """Server RSS after imports, after the first session loaded MNIST, with 20 sessions."""
     contexts: list[BrowserContext] = []
-    with Server("bench.preload", root, log) as server:
+    with Server(root, log, module="bench.preload") as server:
         server.wait_healthy()
         with urllib.request.urlopen(f"{server.url}/", timeout=10) as answer:  # one trivial request
             answer.read()

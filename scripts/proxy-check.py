@@ -21,7 +21,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
+from bench.serving import Server, chromium, data_root, free_port, read_chart, upgrade_status
 
 NAME = "batchscope.example.org"
 TITLE = "MNIST train vs test: class counts (n=60,000 / 10,000)"
@@ -88,28 +87,15 @@ def request(url: str, auth: bool, port: int) -> tuple[int, dict, bytes]:
         return error.code, dict(error.headers), b""
 
 
-def upgrade(port: int, host: str, tls: bool) -> int:
-    key = base64.b64encode(os.urandom(16)).decode()
-    auth = base64.b64encode(b"reader:secret").decode()
-    text = (
-        f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: streamlit\r\n\r\n"
-    )
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    if tls:
-        sock = ssl._create_unverified_context().wrap_socket(sock, server_hostname=NAME)
-    with sock:
-        sock.sendall(text.encode())
-        return int(sock.makefile("rb").readline().split()[1])
-
-
 def main() -> None:
-    data = Path(os.environ.get("BATCHSCOPE_REAL_DATA", REPO.parent / "shared" / "data"))
+    data = data_root(os.environ.get("BATCHSCOPE_REAL_DATA"))
     work = Path(tempfile.mkdtemp(prefix="batchscope-proxy-"))
-    processes: list[subprocess.Popen] = []
+    login = {"Authorization": "Basic " + base64.b64encode(b"reader:secret").decode()}
     passed = False
+    app = Server(
+        data, work / "streamlit.log", env={"STREAMLIT_SERVER_ALLOWED_HOSTS": f"{NAME} localhost"}
+    )
+    nginx: subprocess.Popen | None = None
     try:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -121,88 +107,71 @@ def main() -> None:
         ).stdout.strip()
         (work / "htpasswd").write_text(f"reader:{hashed}\n")
         work.chmod(0o755)  # nginx's workers (www-data) read the password file
-        app_port, proxy_port = free_port(), free_port()
-        (work / "nginx.conf").write_text(recipe(work, proxy_port, app_port))
-        env = {
-            **os.environ,
-            "DATALIB_ROOT": str(data),
-            "STREAMLIT_SERVER_ALLOWED_HOSTS": f"{NAME} localhost",
-        }
-        with open(work / "streamlit.log", "wb") as app_log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                     str(app_port), "--server.address", "127.0.0.1"],
-                    cwd=REPO, env=env, stdout=app_log, stderr=app_log,
-                )
-            )  # fmt: skip
-        processes.append(
-            subprocess.Popen(["nginx", "-c", str(work / "nginx.conf")], stderr=subprocess.PIPE)
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if request("/_stcore/health", False, proxy_port)[2] == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise SystemExit(f"did not start; see {work}")
-            time.sleep(0.5)
-        check(True, "/_stcore/health answers ok without a login")
-        check(request("/", False, proxy_port)[0] == 401, "/ without a login: 401")
-        status, headers, _ = request("/", True, proxy_port)
-        headers = {k.lower(): v for k, v in headers.items()}
-        check(status == 200, f"/ with a login: 200 (got {status})")
-        check(
-            headers.get("content-security-policy") == "frame-ancestors 'self'"
-            and headers.get("x-frame-options") == "SAMEORIGIN",
-            "frame-ancestors 'self' and X-Frame-Options SAMEORIGIN sent",
-        )
-        check(request("/_stcore/metrics", True, proxy_port)[0] == 404, "/_stcore/metrics: 404")
-        check(upgrade(proxy_port, NAME, tls=True) == 101, f"WebSocket via the proxy as {NAME}: 101")
-        check(upgrade(app_port, "evil.example", tls=False) == 403, "foreign Host at Streamlit: 403")
-
-        from playwright.sync_api import Error, sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {NAME} 127.0.0.1"],
+        proxy_port = free_port()
+        (work / "nginx.conf").write_text(recipe(work, proxy_port, app.port))
+        with app:
+            nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf")])
+            app.wait_healthy()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if request("/_stcore/health", False, proxy_port)[2] == b"ok":
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or nginx.poll() is not None:
+                    raise SystemExit(f"nginx did not start; see {work}")
+                time.sleep(0.5)
+            check(True, "/_stcore/health answers ok without a login")
+            check(request("/", False, proxy_port)[0] == 401, "/ without a login: 401")
+            status, headers, _ = request("/", True, proxy_port)
+            headers = {k.lower(): v for k, v in headers.items()}
+            check(status == 200, f"/ with a login: 200 (got {status})")
+            check(
+                headers.get("content-security-policy") == "frame-ancestors 'self'"
+                and headers.get("x-frame-options") == "SAMEORIGIN",
+                "frame-ancestors 'self' and X-Frame-Options SAMEORIGIN sent",
             )
-            context = browser.new_context(
-                ignore_https_errors=True,
-                http_credentials={"username": "reader", "password": "secret"},
-                viewport={"width": 1400, "height": 1000},
-            )
-            page = context.new_page()
-            page.goto(f"https://{NAME}:{proxy_port}/balance")
-            try:
-                title = page.wait_for_function(
-                    "() => document.querySelector('.js-plotly-plot')?._fullLayout?.title?.text",
-                    polling=500,
-                    timeout=120_000,
-                ).json_value()
-            except Error:  # its TimeoutError included
-                page.screenshot(path=SCREENSHOT, full_page=True)
-                check(False, f"no chart within 2 minutes ({SCREENSHOT})")
-            page.wait_for_timeout(1500)  # the bars finish drawing
-            page.screenshot(path=SCREENSHOT, full_page=True)
-            title = re.sub(r"<[^>]+>", "", title)  # Plotly bolds the title
-            check(title == TITLE, f"Chromium through the proxy shows {title!r} ({SCREENSHOT})")
-            browser.close()
+            check(request("/_stcore/metrics", True, proxy_port)[0] == 404, "/_stcore/metrics: 404")
+            through = upgrade_status(proxy_port, NAME, tls_name=NAME, headers=login)
+            check(through == 101, f"WebSocket via the proxy as {NAME}: 101")
+            foreign = upgrade_status(app.port, "evil.example")
+            check(foreign == 403, "foreign Host at Streamlit: 403")
+            check_chart(proxy_port)
         passed = True
     finally:
-        for process in reversed(processes):
-            process.terminate()
+        if nginx is not None:
+            nginx.terminate()
             try:
-                process.wait(timeout=10)
+                nginx.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                nginx.kill()
+        app.stop()
         if passed:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs kept in {work}")
+
+
+def check_chart(proxy_port: int) -> None:
+    """Chromium, logged in through the proxy as NAME, reads the balance chart's title."""
+    from playwright.sync_api import Error
+
+    with chromium(f"--host-resolver-rules=MAP {NAME} 127.0.0.1") as browser:
+        context = browser.new_context(
+            ignore_https_errors=True,
+            http_credentials={"username": "reader", "password": "secret"},
+            viewport={"width": 1400, "height": 1000},
+        )
+        page = context.new_page()
+        page.goto(f"https://{NAME}:{proxy_port}/balance")
+        try:
+            title = read_chart(page)["title"]
+            page.wait_for_timeout(1500)  # the bars finish drawing, for the screenshot
+        except Error:  # its TimeoutError included
+            title = None
+        page.screenshot(path=SCREENSHOT, full_page=True)
+        check(title == TITLE, f"Chromium through the proxy shows {title!r} ({SCREENSHOT})")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import SCREENSHOTS, free_port, screenshot, serving
+from bench.serving import free_port, read_chart, serving
+from tests.e2e.conftest import SCREENSHOTS, screenshot
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 PAGES = {
@@ -48,29 +49,11 @@ def assert_no_error(page) -> None:
 
 def chart_traces(page, index: int = 0) -> list[dict]:
     """The traces of the index-th Plotly chart as the browser holds them."""
-    wait_for_chart(page, index)
-    return page.evaluate(
-        # _fullData holds the values decoded (data keeps Plotly's base64 typed arrays).
-        """i => Array.from(document.querySelectorAll('.js-plotly-plot')[i]._fullData)
-             .map(t => ({name: t.name, y: Array.from(t.y || [])}))""",
-        index,
-    )
-
-
-def wait_for_chart(page, index: int = 0) -> None:
-    page.wait_for_function(
-        "i => { const d = document.querySelectorAll('.js-plotly-plot')[i];"
-        " return d && d.data && d.layout; }",
-        arg=index,
-    )
+    return read_chart(page, index)["traces"]
 
 
 def chart_title(page, index: int = 0) -> str:
-    wait_for_chart(page, index)
-    text = page.evaluate(
-        "i => document.querySelectorAll('.js-plotly-plot')[i].layout.title.text", index
-    )
-    return re.sub(r"<[^>]+>", "", text)  # Streamlit's theme wraps titles in <b>
+    return read_chart(page, index)["title"]
 
 
 def code_text(page, starts: str) -> str:
@@ -235,7 +218,8 @@ def test_markdown_in_a_link_is_shown_as_text_never_as_a_link_or_image(page, serv
 
 def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root, tmp_path):
     """After a restart the first visitor may arrive on any page's link: same view, same app."""
-    with serving(real_root, tmp_path / "streamlit.log") as (fresh_server, _):
+    with serving(real_root, tmp_path / "streamlit.log") as running:
+        fresh_server = running.url
         context = browser.new_context(viewport={"width": 1400, "height": 1300})
         try:
             page = context.new_page()
@@ -278,10 +262,10 @@ def test_a_server_restart_brings_the_view_back(browser, real_root, tmp_path):
     context = browser.new_context(viewport={"width": 1400, "height": 1300})
     try:
         page = context.new_page()
-        with serving(real_root, tmp_path / "first.log", port) as (url, _):
-            open_view(page, url + "/images?cls=7+-+seven&image=15", "Images")
+        with serving(real_root, tmp_path / "first.log", port=port) as first:
+            open_view(page, first.url + "/images?cls=7+-+seven&image=15", "Images")
             page.get_by_text("images of class 7 - seven").first.wait_for()
-        with serving(real_root, tmp_path / "second.log", port):
+        with serving(real_root, tmp_path / "second.log", port=port):
             page.get_by_text("Showing 60 of 6,265 images of class 7 - seven").wait_for(
                 timeout=60_000
             )
@@ -325,7 +309,7 @@ def test_copy_link_puts_the_link_on_the_clipboard(page, server):
 
 def test_clicking_a_test_bar_shows_test_samples_and_the_selection_clears(page, server):
     open_view(page, server + "/balance", "Class balance")
-    wait_for_chart(page)
+    read_chart(page)
     # The test trace's bar for class 3: Plotly draws one path per bar, trace by trace.
     bar = page.locator(".js-plotly-plot .trace.bars").nth(1).locator("path").nth(3).bounding_box()
     page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # Plotly's layer
@@ -338,7 +322,7 @@ def test_clicking_a_test_bar_shows_test_samples_and_the_selection_clears(page, s
     screenshot(page, "balance-clicked-test")
     page.get_by_role("button", name="Clear the selection").click()
     settle(page)
-    wait_for_chart(page)
+    read_chart(page)
     assert not page.locator(".js-plotly-plot").first.evaluate(faded)
     assert page.get_by_role("button", name="Clear the selection").count() == 0
     assert page.get_by_text("The first ones in MNIST test").is_visible()  # the samples stay
