@@ -1,19 +1,31 @@
-"""Fixtures: tiny MNIST-format data written by hand, and the real MNIST in ../shared/data."""
+"""What the tests share, in one place: data written by hand in every format (MNIST-format IDX
+files, CIFAR-10 pickles, image folders), the real MNIST in ../shared/data and its known facts,
+the command line run in this process or as a command, and the app run through AppTest.
+
+Test modules import helpers from here, never from one another."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
+import json
 import os
+import re
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
 REAL_ROOT = Path(
     os.environ.get("BATCHSCOPE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
@@ -33,6 +45,8 @@ def pytest_configure(config) -> None:
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(getattr(config, "_batchscope_cache", ""), ignore_errors=True)
 
+
+# MNIST-format IDX files -------------------------------------------------------------------
 
 # Tiny train split: 12 images, image i filled with the value 20 * i; labels 0-9 then 0, 0,
 # so class 0 has 3 images and every other class 1. Test split: 5 images of value 255,
@@ -88,6 +102,9 @@ def shuffled_root(tmp_path: Path) -> Path:
     return tmp_path / "root"
 
 
+# The real MNIST ---------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def real_root() -> Path:
     """The real MNIST; skipped where it is absent, but never in CI (CI must run these)."""
@@ -98,6 +115,80 @@ def real_root() -> Path:
         pytest.skip(message)
     return REAL_ROOT
 
+
+# The real MNIST's class counts, train and test (../shared/data/README.md).
+REAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+REAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+# More MNIST-format datasets ---------------------------------------------------------------
+
+# FashionMNIST and KMNIST: the dataset's name, its folder (and title), and its last class.
+FAMILY = {
+    "fashionmnist": ("FashionMNIST", "Ankle boot"),
+    "kmnist": ("KMNIST", "wo"),
+}
+
+
+@pytest.fixture
+def family_root(tmp_path: Path) -> Path:
+    """A data root holding the tiny dataset as FashionMNIST and as KMNIST."""
+    for folder, _ in FAMILY.values():
+        write_tiny_mnist(tmp_path, folder)
+    return tmp_path
+
+
+# Class-sorted: 40 train images, 4 per class in label order (0, 0, 0, 0, 1, ...), each image
+# distinct noise. Test: 10 images, one per class, where test #0 is a copy of train #5 and
+# test #1 a copy of train #21: two leaks.
+SORTED_LABELS = np.repeat(np.arange(10), 4)
+LEAKS = {0: 5, 1: 21}  # test index: train index
+
+# Imbalanced 10:1: 2,000 images of class 0 and 200 of each other class (3,800), in a random
+# order; test has 10 per class. Every image is distinct noise.
+IMBALANCED_COUNTS = [2000] + [200] * 9
+
+
+def write_split(raw: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+    write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def write_sorted_mnist(root: Path) -> Path:
+    """The class-sorted dataset with two test images leaked from train, under `root`."""
+    rng = np.random.default_rng(1)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    train = rng.integers(0, 256, (40, SIDE, SIDE), dtype=np.uint8)
+    test = rng.integers(0, 256, (10, SIDE, SIDE), dtype=np.uint8)
+    for test_index, train_index in LEAKS.items():
+        test[test_index] = train[train_index]
+    write_split(raw, "train", train, SORTED_LABELS)
+    write_split(raw, "t10k", test, np.arange(10))
+    return root
+
+
+def write_imbalanced_mnist(root: Path) -> Path:
+    """The 10:1 imbalanced dataset under `root`."""
+    rng = np.random.default_rng(2)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    labels = rng.permutation(np.repeat(np.arange(10), IMBALANCED_COUNTS))
+    write_split(raw, "train", rng.integers(0, 256, (labels.size, SIDE, SIDE)), labels)
+    write_split(raw, "t10k", rng.integers(0, 256, (100, SIDE, SIDE)), np.repeat(np.arange(10), 10))
+    return root
+
+
+@pytest.fixture
+def sorted_root(tmp_path: Path) -> Path:
+    return write_sorted_mnist(tmp_path / "sorted")
+
+
+@pytest.fixture
+def imbalanced_root(tmp_path: Path) -> Path:
+    return write_imbalanced_mnist(tmp_path / "imbalanced")
+
+
+# CIFAR-10 ---------------------------------------------------------------------------------
 
 CIFAR_TRAIN_LABELS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9]
 CIFAR_TEST_LABELS = [3, 3, 5]
@@ -167,6 +258,163 @@ def cifar_root(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "root"
 
 
+# Image folders ----------------------------------------------------------------------------
+
+
+# Known pixels, so a test can check values through every conversion.
+RGB = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+GREY = np.full((8, 8), 77, dtype=np.uint8)
+RGBA = np.dstack([RGB, np.full((8, 8), 10, dtype=np.uint8)])  # nearly transparent
+PALETTE = [255, 0, 0, 0, 0, 255]  # index 0 red, 1 blue
+PALETTE_INDEX = np.tile(np.array([0, 1], dtype=np.uint8), (8, 4))  # red, blue, red, ...
+WIDE = np.full((10, 12, 3), 200, dtype=np.uint8)  # 12 wide, 10 high: the odd size out
+
+
+def save(path: Path, pixels: np.ndarray, **options) -> Path:
+    """Write `pixels` as a real image file (format from the suffix) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, **options)
+    return path
+
+
+def save_palette(path: Path, index: np.ndarray, palette: list[int]) -> Path:
+    """Write a palette (mode P) PNG: `index` picks colours from `palette` (flat RGB)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.frombytes("P", (index.shape[1], index.shape[0]), index.tobytes())
+    image.putpalette(palette)
+    image.save(path)
+    return path
+
+
+def truncated_png(path: Path) -> Path:
+    """A PNG cut off inside its pixel data: PIL opens it, but decoding fails."""
+    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    save(path, noise)
+    path.write_bytes(path.read_bytes()[:500])
+    return path
+
+
+@pytest.fixture
+def folder_root(tmp_path: Path) -> Path:
+    """A data root with a split layout (`pets`), a flat one (`digits`) and things to ignore.
+
+    pets/train: cat holds RGB PNG, RGB JPEG, grey PNG and a nested RGB PNG, plus a hidden
+    file, a text file, a link out of the root and a link back to itself; dog holds RGBA,
+    palette and a 12x10 RGB, plus a truncated PNG and an HTML page named .png; fox is empty;
+    a hidden folder and a class folder that links out of the root are ignored.
+    pets/test: two grey 8x8 images. digits: grey images in a flat layout, for ImageFolder.
+    """
+    data, outside = tmp_path / "root", tmp_path / "outside"
+    train = data / "pets" / "train"
+    save(train / "cat" / "c0.png", RGB)
+    save(train / "cat" / "c1.jpg", RGB, quality=95)
+    save(train / "cat" / "c2.png", GREY)
+    save(train / "cat" / "more" / "c9.png", RGB)
+    save(train / "cat" / ".c3.png", RGB)
+    (train / "cat" / "notes.txt").write_text("photos from the shelter")
+    save(outside / "secret.png", RGB)
+    save(outside / "wolves" / "w0.png", RGB)
+    (train / "cat" / "escape.png").symlink_to(outside / "secret.png")
+    (train / "cat" / "again").symlink_to(train / "cat")
+    save(train / "dog" / "d0.png", RGBA)
+    save_palette(train / "dog" / "d1.png", PALETTE_INDEX, PALETTE)
+    save(train / "dog" / "d2.png", WIDE)
+    truncated_png(train / "dog" / "d3.png")
+    (train / "dog" / "d4.png").write_text("<!DOCTYPE html><html><body>Not found</body></html>")
+    (train / "fox").mkdir()
+    save(train / ".ipynb_checkpoints" / "c0.png", RGB)
+    (train / "wolf").symlink_to(outside / "wolves")
+    save(data / "pets" / "test" / "cat" / "t0.png", GREY)
+    save(data / "pets" / "test" / "dog" / "t1.png", GREY + 1)
+
+    digits = data / "digits"
+    grey_palette = [v for level in (0, 85, 170, 255) for v in (level, level, level)]
+    save(digits / "one" / "o0.png", GREY)
+    save(digits / "one" / "o1.png", PALETTE_INDEX.astype(bool))  # mode 1: black and white
+    save(digits / "one" / "a" / "x" / "o2.png", GREY)
+    save(digits / "one" / "a-b" / "o3.png", GREY)  # sorts before a/x, as in sorted(os.walk)
+    save(digits / "zero" / "z0.png", GREY)
+    save_palette(digits / "zero" / "z1.png", PALETTE_INDEX, grey_palette)
+    (data / "linked").symlink_to(outside)
+    return data
+
+
+# folder_root's pets/train: the images read, in order, and what is skipped, and why.
+PETS_TRAIN_FILES = (
+    "pets/train/cat/c0.png",
+    "pets/train/cat/c1.jpg",
+    "pets/train/cat/c2.png",
+    "pets/train/cat/more/c9.png",
+    "pets/train/dog/d0.png",
+    "pets/train/dog/d1.png",
+    "pets/train/dog/d2.png",
+)
+PETS_TRAIN_SKIPPED = (
+    ("pets/train/.ipynb_checkpoints", "hidden folder"),
+    ("pets/train/cat/.c3.png", "hidden file"),
+    ("pets/train/cat/again", "link to a folder already read"),
+    ("pets/train/cat/escape.png", "link leads outside the data root"),
+    ("pets/train/cat/notes.txt", "not an image file (.txt)"),
+    ("pets/train/dog/d3.png", "cannot be decoded: image file is truncated"),
+    ("pets/train/dog/d4.png", "cannot be decoded: an HTML page, not an image (a failed download?)"),
+    ("pets/train/fox", "empty class folder"),
+    ("pets/train/wolf", "link leads outside the data root"),
+)
+
+
+def write_folder(root: Path, classes: int, per_class: int, side: int = 16, seed: int = 0) -> Path:
+    """`root/shapes/<class>/<i>.png`: distinct random grey images, in class folders."""
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / "shapes" / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (side, side), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:04}.png")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file, folder and link under root with its size and modification time: equal
+    snapshots mean nothing under root was written, added or removed."""
+    return {
+        p.relative_to(root).as_posix(): (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+# The command line -------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m datalib ARGS` run in this process (`datalib.__main__.main`): its exit code
+    (main's return value, or argparse's SystemExit code), stdout and stderr."""
+    from datalib.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(*args: str) -> subprocess.CompletedProcess:
+    """`python -m datalib ARGS` as a command in a new process, as scripts and the Docker build
+    run it: for what only a real process shows (its exit status, a traceback on stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "datalib", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+
+
+# The app ----------------------------------------------------------------------------------
+
+
 def scan_first(name: str, root: Path) -> None:
     """Index the dataset in this process, as the app's background scan would, but at once;
     a dataset that cannot be scanned is left for the page to report."""
@@ -193,8 +441,6 @@ def open_page(root: Path, monkeypatch, page_file: str = "overview", **params: st
 
 def image_grids(app: AppTest) -> dict[str, list[dict]]:
     """The image grids a page drew (ui.pixel_grid), by key: each tile's caption and index."""
-    import json
-
     grids = {}
     for node in app.get("bidi_component"):
         if node.proto.component_name == "batchscope_image_grid":
@@ -212,6 +458,26 @@ def grid_captions(app: AppTest, key: str | None = None) -> list[str]:
 def plain(markdown: str) -> str:
     """What a reader sees of Markdown the app escaped (ui.md): the backslashes and the
     invisible word joiners dropped."""
-    import re
-
     return re.sub(r"\\(.)", r"\1", str(markdown)).replace("\u2060", "")
+
+
+def texts(app: AppTest) -> str:
+    """Every text on the page as a reader sees it (escaped Markdown unescaped; code as is)."""
+    parts = [
+        plain(e.value) for kind in ("markdown", "caption", "subheader") for e in app.get(kind)
+    ] + [e.value for e in app.get("code")]
+    return "\n".join(str(p) for p in parts)
+
+
+def charts(app: AppTest) -> list[dict]:
+    """The Plotly figures a page drew, as JSON."""
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def plotly_array(value) -> np.ndarray:
+    """A Plotly array from a figure's JSON: a plain list, or typed ({"bdata", "dtype"})."""
+    if isinstance(value, dict):
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        return array.reshape([int(d) for d in str(shape).split(",")]) if shape else array
+    return np.asarray(value)

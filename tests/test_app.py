@@ -1,52 +1,49 @@
-"""Every page through the real app (AppTest): renders, and its inputs change what it shows."""
+"""Every page through the real app (AppTest): every page on every kind of dataset renders,
+and each page's inputs change what it shows."""
 
-import base64
 import json
+from pathlib import Path
 
-import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 import datalib
 import ui
-from tests.conftest import grid_captions, image_grids, open_page, plain
+from tests.conftest import (
+    REAL_TRAIN_COUNTS,
+    charts,
+    grid_captions,
+    image_grids,
+    open_page,
+    plain,
+    plotly_array,
+    texts,
+)
 
-PAGES = ["overview", "batches", "images", "histograms", "balance", "checklist"]
-
-
-def charts(app: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-
-
-def plotly_array(value) -> np.ndarray:
-    """A Plotly array from a figure's JSON: a plain list, or typed ({"bdata", "dtype"})."""
-    if isinstance(value, dict):
-        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        shape = value.get("shape")
-        return array.reshape([int(d) for d in str(shape).split(",")]) if shape else array
-    return np.asarray(value)
-
-
-def texts(app: AppTest) -> str:
-    """Every text on the page as a reader sees it (escaped Markdown unescaped; code as is)."""
-    parts = [
-        plain(e.value) for kind in ("markdown", "caption", "subheader") for e in app.get(kind)
-    ] + [e.value for e in app.get("code")]
-    return "\n".join(str(p) for p in parts)
+# Each kind of dataset the tests hold: the fixture that writes (or finds) it, the dataset as
+# a link names it (None: the default, MNIST), and the start of the sidebar's caption.
+DATASETS = {
+    "tiny MNIST": ("tiny_root", None, "MNIST train: 12 images"),
+    "FashionMNIST": ("family_root", "FashionMNIST", "FashionMNIST train: 12 images"),
+    "KMNIST": ("family_root", "KMNIST", "KMNIST train: 12 images"),
+    "CIFAR-10": ("cifar_root", "CIFAR-10", "CIFAR-10 train: 12 images"),
+    "image folder": ("folder_root", "folder:pets", "folder:pets train: 7 images"),
+    "real MNIST": ("real_root", None, "MNIST train: 60,000 images"),
+}
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_renders_on_tiny_data(page, tiny_root, monkeypatch):
-    app = open_page(tiny_root, monkeypatch, page)
-    assert not app.error
-    assert app.title
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_renders_on_real_mnist(page, real_root, monkeypatch):
-    app = open_page(real_root, monkeypatch, page)
-    assert not app.error
-    assert plain(app.sidebar.caption[0].value).startswith("MNIST train: 60,000 images")
+@pytest.mark.parametrize("page", ui.PAGES, ids=lambda page: Path(page.file).stem)
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_every_page_renders_on_every_dataset(dataset, page, request, monkeypatch):
+    """The page runs without an exception or an error box, under its heading (the Overview's
+    is the dataset's title), on the dataset the sidebar names."""
+    fixture, name, caption = DATASETS[dataset]
+    root = request.getfixturevalue(fixture)
+    params = {"dataset": name} if name else {}
+    app = open_page(root, monkeypatch, Path(page.file).stem, **params)
+    assert not app.error, [e.value for e in app.error]
+    heading = (name or "MNIST") if page is ui.PAGES[0] else page.title
+    assert [plain(title.value) for title in app.main.title] == [heading]
+    assert plain(app.sidebar.caption[0].value).startswith(caption)
 
 
 def test_sidebar_reports_the_split_and_its_batches(real_root, monkeypatch):
@@ -56,12 +53,21 @@ def test_sidebar_reports_the_split_and_its_batches(real_root, monkeypatch):
     assert plain(app.sidebar.caption[0].value) == "MNIST test: 10,000 images, 157 batches of 64"
 
 
-def test_missing_dataset_shows_the_fix_not_a_traceback(tmp_path, monkeypatch):
+def test_a_missing_dataset_shows_the_fix_not_a_traceback(tmp_path, monkeypatch):
+    """No MNIST files: the page's scan tries to download them, fails, and the page says what
+    to do. The scan runs in a new process, where a patched mirror list does not reach: a
+    proxy that does not exist keeps it off the network."""
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    for exempt in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(exempt, raising=False)
     app = open_page(tmp_path, monkeypatch, "overview")
     message = plain(app.error[0].value)
     assert "MNIST is not on disk" in message and "python -m datalib download mnist" in message
+    assert "set DATALIB_ROOT to the folder that holds MNIST/raw/" in message
+    assert f"the data root is now {tmp_path}" in message
 
 
 def test_batches_next_and_jump(real_root, monkeypatch):
@@ -132,18 +138,7 @@ def test_balance_counts_percent_and_samples(real_root, monkeypatch):
     app = open_page(real_root, monkeypatch, "balance")
     figure = charts(app)[0]
     train = next(t for t in figure["data"] if t["name"] == "train")
-    assert plotly_array(train["y"]).tolist() == [
-        5923,
-        6742,
-        5958,
-        6131,
-        5842,
-        5421,
-        5918,
-        6265,
-        5851,
-        5949,
-    ]
+    assert plotly_array(train["y"]).tolist() == REAL_TRAIN_COUNTS
     assert (
         "MNIST train vs test: class counts (n=60,000 / 10,000)" in figure["layout"]["title"]["text"]
     )
@@ -264,11 +259,3 @@ def test_charts_hover_in_readable_colours_and_keep_the_toolbar_off_the_title(
 def test_class_table_percents_are_rounded_for_the_csv(tiny_root):
     table = datalib.class_table([datalib.load("mnist", "train", tiny_root)])
     assert table["percent"].tolist()[:2] == [25.0, 8.333]
-
-
-def test_a_missing_dataset_says_to_set_the_data_root(tmp_path, monkeypatch):
-    monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
-    app = open_page(tmp_path, monkeypatch, "overview")
-    message = plain(app.error[0].value)
-    assert "set DATALIB_ROOT to the folder that holds MNIST/raw/" in message
-    assert f"the data root is now {tmp_path}" in message

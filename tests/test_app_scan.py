@@ -12,8 +12,7 @@ from streamlit.testing.v1 import AppTest
 import datalib
 from datalib.formats.download import file_lock
 from datalib.index import dataset_dir
-from tests.conftest import APP, plain, scan_first
-from tests.test_index import write_folder
+from tests.conftest import APP, plain, scan_first, write_folder
 
 
 def open_without_waiting(root: Path, monkeypatch, **params: str) -> AppTest:

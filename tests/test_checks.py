@@ -7,9 +7,6 @@ import contextlib
 import io
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,60 +18,8 @@ from torchvision import transforms
 
 import datalib
 from datalib import checks
-from tests.conftest import SIDE, write_idx
-
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-
-# Class-sorted: 40 train images, 4 per class in label order (0, 0, 0, 0, 1, ...), each image
-# distinct noise. Test: 10 images, one per class, where test #0 is a copy of train #5 and
-# test #1 a copy of train #21: two leaks.
-SORTED_LABELS = np.repeat(np.arange(10), 4)
-LEAKS = {0: 5, 1: 21}  # test index: train index
-
-# Imbalanced 10:1: 2,000 images of class 0 and 200 of each other class (3,800), in a random
-# order; test has 10 per class. Every image is distinct noise.
-IMBALANCED_COUNTS = [2000] + [200] * 9
-
-
-def write_split(raw: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-    write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-
-
-def write_sorted_mnist(root: Path) -> Path:
-    """The class-sorted dataset with two test images leaked from train, under `root`."""
-    rng = np.random.default_rng(1)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    train = rng.integers(0, 256, (40, SIDE, SIDE), dtype=np.uint8)
-    test = rng.integers(0, 256, (10, SIDE, SIDE), dtype=np.uint8)
-    for test_index, train_index in LEAKS.items():
-        test[test_index] = train[train_index]
-    write_split(raw, "train", train, SORTED_LABELS)
-    write_split(raw, "t10k", test, np.arange(10))
-    return root
-
-
-def write_imbalanced_mnist(root: Path) -> Path:
-    """The 10:1 imbalanced dataset under `root`."""
-    rng = np.random.default_rng(2)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    labels = rng.permutation(np.repeat(np.arange(10), IMBALANCED_COUNTS))
-    write_split(raw, "train", rng.integers(0, 256, (labels.size, SIDE, SIDE)), labels)
-    write_split(raw, "t10k", rng.integers(0, 256, (100, SIDE, SIDE)), np.repeat(np.arange(10), 10))
-    return root
-
-
-@pytest.fixture
-def sorted_root(tmp_path: Path) -> Path:
-    return write_sorted_mnist(tmp_path / "sorted")
-
-
-@pytest.fixture
-def imbalanced_root(tmp_path: Path) -> Path:
-    return write_imbalanced_mnist(tmp_path / "imbalanced")
+from tests.conftest import REAL_TRAIN_COUNTS as TRAIN_COUNTS
+from tests.conftest import SORTED_LABELS, run_cli, write_idx
 
 
 def run_code(code: str) -> str:
@@ -85,14 +30,9 @@ def run_code(code: str) -> str:
     return printed.getvalue()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "datalib", "check", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+def cli(*args: str):
+    """`python -m datalib check ARGS`, run in this process (tests/conftest.py: run_cli)."""
+    return run_cli("check", *args)
 
 
 # Tiny fixture (conftest): train image i is filled with 20 * i, labels 0-9, 0, 0; test is

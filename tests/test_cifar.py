@@ -1,10 +1,8 @@
-"""CIFAR-10: colour images in torchvision's pickled batches, written tiny by a fixture."""
+"""CIFAR-10: colour images in torchvision's pickled batches, written tiny by a fixture
+(every page on it: test_app.py's page matrix)."""
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,7 @@ import torchvision
 from torchvision import transforms
 
 import datalib
-from tests.conftest import CIFAR_TRAIN_LABELS, open_page, plain
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import CIFAR_TRAIN_LABELS, run_cli
 
 
 def test_loads_colour_images_as_the_model_sees_them(cifar_root):
@@ -54,36 +50,21 @@ def test_a_corrupt_file_fails_the_checksum_with_a_fix(cifar_root):
         datalib.load("cifar10", "test", cifar_root)
 
 
-def test_cli_info(cifar_root):
-    # The CLI runs in a new process, where the fixture's md5s are not patched in: it reads the
-    # split through the same code, so check its refusal names the fix instead.
-    result = subprocess.run(
-        [sys.executable, "-m", "datalib", "info", "cifar10", "--root", str(cifar_root)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "checksum" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_info_json_in_process(cifar_root, capsys):
-    from datalib.__main__ import main
-
-    assert main(["info", "cifar10", "--root", str(cifar_root), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+def test_cli_info_json(cifar_root):
+    result = run_cli("info", "cifar10", "--root", cifar_root, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
     assert info["splits"]["train"]["image_shape"] == [3, 32, 32]
     assert info["splits"]["test"]["class_counts"] == [0, 0, 0, 2, 0, 1, 0, 0, 0, 0]
 
 
-@pytest.mark.parametrize(
-    "page", ["overview", "batches", "images", "histograms", "balance", "checklist"]
-)
-def test_every_page_shows_colour(cifar_root, monkeypatch, page):
-    app = open_page(cifar_root, monkeypatch, page, dataset="CIFAR-10")
-    assert not app.error, [e.value for e in app.error]
-    assert plain(app.sidebar.caption[0].value).startswith("CIFAR-10 train: 12 images")
+def test_cli_refuses_a_corrupt_batch_in_one_line(cifar_root):
+    (cifar_root / "cifar-10-batches-py" / "test_batch").write_bytes(b"<html>oops</html>")
+    result = run_cli("info", "cifar10", "--root", cifar_root)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "test_batch" in errors[0] and "fails its checksum" in errors[0]
+    assert "python -m datalib download cifar10" in errors[0]  # the fix
 
 
 def test_a_pickle_that_would_run_code_is_refused(cifar_root, monkeypatch):

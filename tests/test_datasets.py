@@ -17,7 +17,8 @@ import torch
 import torchvision
 
 import datalib
-from tests.conftest import TRAIN_LABELS, write_tiny_mnist
+from datalib import index as index_module
+from tests.conftest import TEST_LABELS, TRAIN_LABELS, snapshot, write_idx, write_tiny_mnist
 
 FILES = [
     "train-images-idx3-ubyte",
@@ -25,15 +26,6 @@ FILES = [
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 ]
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, float]]:
-    """Every file under root with its size and modification time."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_load_gives_uint8_images_and_labels(tiny_root):
@@ -47,10 +39,22 @@ def test_load_gives_uint8_images_and_labels(tiny_root):
     assert int(data.pixels([2])[0][5, 5]) == 40
 
 
-def test_load_is_once_per_process(tiny_root):
+def test_a_second_load_decodes_no_image_and_reads_no_index_again(tiny_root, monkeypatch):
+    """However the name and root are spelled, a split loaded before is served from memory:
+    the files found unchanged, no image decoded again, its index not read again from disk."""
     first = datalib.load("mnist", "test", tiny_root)
-    assert datalib.load("MNIST", "test", str(tiny_root)) is first
-    assert datalib.load("mnist", "train", tiny_root) is not first
+    decoded, indexes_read = [], []
+    real_read, real_trusted = first.spec.format.read, index_module.trusted
+    monkeypatch.setattr(first.spec.format, "read", lambda *a: decoded.append(a[2]) or real_read(*a))
+    monkeypatch.setattr(
+        index_module, "trusted", lambda *a: indexes_read.append(a[2]) or real_trusted(*a)
+    )
+    again = datalib.load("MNIST", "test", str(tiny_root))
+    assert again.labels.tolist() == TEST_LABELS
+    assert again.details == first.details
+    train = datalib.load("mnist", "train", tiny_root)  # the other split: its own data
+    assert train.labels.tolist() == TRAIN_LABELS
+    assert decoded == [] and indexes_read == []
 
 
 def test_data_root_comes_from_the_environment(tiny_root, monkeypatch):
@@ -94,8 +98,6 @@ def test_root_that_does_not_exist_is_refused_without_download(tmp_path):
 
 
 def test_images_and_labels_of_different_lengths_are_refused(tmp_path):
-    from tests.conftest import write_idx
-
     raw = write_tiny_mnist(tmp_path)
     write_idx(raw / "train-labels-idx1-ubyte", torch.zeros(11, dtype=torch.uint8).numpy())
     with pytest.raises(datalib.CorruptFile, match="12 images but .* 11 labels"):

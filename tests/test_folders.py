@@ -8,11 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchvision.datasets.folder
-from PIL import Image
 from torchvision.datasets import ImageFolder
 
 import datalib
 from datalib.formats.folder import IMG_EXTENSIONS, find_folders
+from tests.conftest import (
+    GREY,
+    PALETTE,
+    PALETTE_INDEX,
+    PETS_TRAIN_FILES,
+    PETS_TRAIN_SKIPPED,
+    RGB,
+    save,
+    truncated_png,
+)
 
 
 def load_folder(root: Path, folder: str, split: str = "all") -> datalib.SplitData:
@@ -31,130 +40,22 @@ def skipped(data: datalib.SplitData) -> tuple[tuple[str, str], ...]:
     return tuple((s["path"], s["reason"]) for s in data.details["skipped"])
 
 
-# Known pixels, so a test can check values through every conversion.
-RGB = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
-GREY = np.full((8, 8), 77, dtype=np.uint8)
-RGBA = np.dstack([RGB, np.full((8, 8), 10, dtype=np.uint8)])  # nearly transparent
-PALETTE = [255, 0, 0, 0, 0, 255]  # index 0 red, 1 blue
-PALETTE_INDEX = np.tile(np.array([0, 1], dtype=np.uint8), (8, 4))  # red, blue, red, ...
-WIDE = np.full((10, 12, 3), 200, dtype=np.uint8)  # 12 wide, 10 high: the odd size out
-
-
-def save(path: Path, pixels: np.ndarray, **options) -> Path:
-    """Write `pixels` as a real image file (format from the suffix) and return its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, **options)
-    return path
-
-
-def save_palette(path: Path, index: np.ndarray, palette: list[int]) -> Path:
-    """Write a palette (mode P) PNG: `index` picks colours from `palette` (flat RGB)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.frombytes("P", (index.shape[1], index.shape[0]), index.tobytes())
-    image.putpalette(palette)
-    image.save(path)
-    return path
-
-
-def truncated_png(path: Path) -> Path:
-    """A PNG cut off inside its pixel data: PIL opens it, but decoding fails."""
-    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    save(path, noise)
-    path.write_bytes(path.read_bytes()[:500])
-    return path
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under root with its size and modification time."""
-    return {
-        p.relative_to(root).as_posix(): (p.lstat().st_size, p.lstat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-    }
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A data root with a split layout (`pets`), a flat one (`digits`) and things to ignore.
-
-    pets/train: cat holds RGB PNG, RGB JPEG, grey PNG and a nested RGB PNG, plus a hidden
-    file, a text file, a link out of the root and a link back to itself; dog holds RGBA,
-    palette and a 12x10 RGB, plus a truncated PNG and an HTML page named .png; fox is empty;
-    a hidden folder and a class folder that links out of the root are ignored.
-    pets/test: two grey 8x8 images. digits: grey images in a flat layout, for ImageFolder.
-    """
-    data, outside = tmp_path / "root", tmp_path / "outside"
-    train = data / "pets" / "train"
-    save(train / "cat" / "c0.png", RGB)
-    save(train / "cat" / "c1.jpg", RGB, quality=95)
-    save(train / "cat" / "c2.png", GREY)
-    save(train / "cat" / "more" / "c9.png", RGB)
-    save(train / "cat" / ".c3.png", RGB)
-    (train / "cat" / "notes.txt").write_text("photos from the shelter")
-    save(outside / "secret.png", RGB)
-    save(outside / "wolves" / "w0.png", RGB)
-    (train / "cat" / "escape.png").symlink_to(outside / "secret.png")
-    (train / "cat" / "again").symlink_to(train / "cat")
-    save(train / "dog" / "d0.png", RGBA)
-    save_palette(train / "dog" / "d1.png", PALETTE_INDEX, PALETTE)
-    save(train / "dog" / "d2.png", WIDE)
-    truncated_png(train / "dog" / "d3.png")
-    (train / "dog" / "d4.png").write_text("<!DOCTYPE html><html><body>Not found</body></html>")
-    (train / "fox").mkdir()
-    save(train / ".ipynb_checkpoints" / "c0.png", RGB)
-    (train / "wolf").symlink_to(outside / "wolves")
-    save(data / "pets" / "test" / "cat" / "t0.png", GREY)
-    save(data / "pets" / "test" / "dog" / "t1.png", GREY + 1)
-
-    digits = data / "digits"
-    grey_palette = [v for level in (0, 85, 170, 255) for v in (level, level, level)]
-    save(digits / "one" / "o0.png", GREY)
-    save(digits / "one" / "o1.png", PALETTE_INDEX.astype(bool))  # mode 1: black and white
-    save(digits / "one" / "a" / "x" / "o2.png", GREY)
-    save(digits / "one" / "a-b" / "o3.png", GREY)  # sorts before a/x, as in sorted(os.walk)
-    save(digits / "zero" / "z0.png", GREY)
-    save_palette(digits / "zero" / "z1.png", PALETTE_INDEX, grey_palette)
-    (data / "linked").symlink_to(outside)
-    return data
-
-
-TRAIN_FILES = (
-    "pets/train/cat/c0.png",
-    "pets/train/cat/c1.jpg",
-    "pets/train/cat/c2.png",
-    "pets/train/cat/more/c9.png",
-    "pets/train/dog/d0.png",
-    "pets/train/dog/d1.png",
-    "pets/train/dog/d2.png",
-)
-TRAIN_SKIPPED = (
-    ("pets/train/.ipynb_checkpoints", "hidden folder"),
-    ("pets/train/cat/.c3.png", "hidden file"),
-    ("pets/train/cat/again", "link to a folder already read"),
-    ("pets/train/cat/escape.png", "link leads outside the data root"),
-    ("pets/train/cat/notes.txt", "not an image file (.txt)"),
-    ("pets/train/dog/d3.png", "cannot be decoded: image file is truncated"),
-    ("pets/train/dog/d4.png", "cannot be decoded: an HTML page, not an image (a failed download?)"),
-    ("pets/train/fox", "empty class folder"),
-    ("pets/train/wolf", "link leads outside the data root"),
-)
-
-
 def test_imagefolder_reads_the_extensions_listed_here():
     assert IMG_EXTENSIONS == torchvision.datasets.folder.IMG_EXTENSIONS
 
 
-def test_a_split_layout_loads_as_imagefolder_classes_with_everything_odd_skipped(root):
-    data = load_folder(root, "pets", "train")
+def test_a_split_layout_loads_as_imagefolder_classes_with_everything_odd_skipped(folder_root):
+    data = load_folder(folder_root, "pets", "train")
     assert data.classes == ("cat", "dog")
-    assert files(data) == TRAIN_FILES
+    assert files(data) == PETS_TRAIN_FILES
     assert data.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
     assert data.labels.dtype == np.int64
-    assert skipped(data) == TRAIN_SKIPPED
+    assert skipped(data) == PETS_TRAIN_SKIPPED
     assert (data.spec.name, data.split, len(data)) == ("folder:pets", "train", 7)
 
 
-def test_sizes_and_modes_are_reported_as_on_disk(root):
-    data = load_folder(root, "pets", "train")
+def test_sizes_and_modes_are_reported_as_on_disk(folder_root):
+    data = load_folder(folder_root, "pets", "train")
     assert data.details["sizes"] == [
         {"width": 8, "height": 8, "count": 6},
         {"width": 12, "height": 10, "count": 1},
@@ -164,8 +65,8 @@ def test_sizes_and_modes_are_reported_as_on_disk(root):
     assert (data.column("width")[-1], data.column("height")[-1]) == (12, 10)
 
 
-def test_images_are_brought_to_one_shape_and_the_sentence_says_how(root):
-    data = load_folder(root, "pets", "train")
+def test_images_are_brought_to_one_shape_and_the_sentence_says_how(folder_root):
+    data = load_folder(folder_root, "pets", "train")
     images = data.images(range(len(data)))
     assert images.dtype == np.uint8 and images.shape == (7, 3, 8, 8)
     assert data.image_shape == (3, 8, 8)
@@ -184,8 +85,8 @@ def test_images_are_brought_to_one_shape_and_the_sentence_says_how(root):
     np.testing.assert_array_equal(as_hwc[6], np.full((8, 8, 3), 200))  # resized, flat stays flat
 
 
-def test_an_all_grey_split_stays_one_channel(root):
-    data = load_folder(root, "pets", "test")
+def test_an_all_grey_split_stays_one_channel(folder_root):
+    data = load_folder(folder_root, "pets", "test")
     images = data.images(range(len(data)))
     assert images.shape == (2, 1, 8, 8)
     assert images[:, 0, 0, 0].tolist() == [77, 78]
@@ -194,12 +95,12 @@ def test_an_all_grey_split_stays_one_channel(root):
     assert data.details["conformed"] == "All 2 images are 8x8 greyscale: nothing was changed."
 
 
-def test_a_flat_layout_is_one_split_in_imagefolders_order(root):
-    assert folder_splits(root, "digits") == ["all"]
-    data = load_folder(root, "digits")
-    reference = ImageFolder(str(root / "digits"))
+def test_a_flat_layout_is_one_split_in_imagefolders_order(folder_root):
+    assert folder_splits(folder_root, "digits") == ["all"]
+    data = load_folder(folder_root, "digits")
+    reference = ImageFolder(str(folder_root / "digits"))
     assert data.classes == tuple(reference.classes) == ("one", "zero")
-    assert [(root / f).as_posix() for f in files(data)] == [p for p, _ in reference.samples]
+    assert [(folder_root / f).as_posix() for f in files(data)] == [p for p, _ in reference.samples]
     assert data.labels.tolist() == reference.targets == [0, 0, 0, 0, 1, 1]
     assert files(data)[2:4] == ("digits/one/a-b/o3.png", "digits/one/a/x/o2.png")
     images = data.images(range(len(data)))
@@ -211,14 +112,14 @@ def test_a_flat_layout_is_one_split_in_imagefolders_order(root):
     assert images[5, 0, 0, :2].tolist() == [0, 85]  # grey palette: its grey levels
 
 
-def test_a_class_without_a_loadable_image_is_dropped_and_the_rest_renumbered(root):
-    save(root / "zoo" / "ant" / "a.png", GREY)
-    (root / "zoo" / "bee").mkdir()
-    (root / "zoo" / "bee" / "b.png").write_text("<html>Forbidden</html>")
-    save(root / "zoo" / "cow" / "c.png", GREY)
-    (root / "zoo" / "dog").mkdir()
-    (root / "zoo" / "dog" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    data = load_folder(root, "zoo")
+def test_a_class_without_a_loadable_image_is_dropped_and_the_rest_renumbered(folder_root):
+    save(folder_root / "zoo" / "ant" / "a.png", GREY)
+    (folder_root / "zoo" / "bee").mkdir()
+    (folder_root / "zoo" / "bee" / "b.png").write_text("<html>Forbidden</html>")
+    save(folder_root / "zoo" / "cow" / "c.png", GREY)
+    (folder_root / "zoo" / "dog").mkdir()
+    (folder_root / "zoo" / "dog" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    data = load_folder(folder_root, "zoo")
     assert data.classes == ("ant", "cow")
     assert data.labels.tolist() == [0, 1]
     assert skipped(data) == (
@@ -229,14 +130,15 @@ def test_a_class_without_a_loadable_image_is_dropped_and_the_rest_renumbered(roo
     )
 
 
-def test_splits_are_listed_in_train_val_test_order(root):
-    assert folder_splits(root, "pets") == ["train", "test"]
+def test_splits_are_listed_in_train_val_test_order(folder_root):
+    assert folder_splits(folder_root, "pets") == ["train", "test"]
     for split in ("test", "Val", "Train"):
-        save(root / "mixed" / split / "cls" / "a.png", GREY)
-    assert folder_splits(root, "mixed") == ["Train", "Val", "test"]
+        save(folder_root / "mixed" / split / "cls" / "a.png", GREY)
+    assert folder_splits(folder_root, "mixed") == ["Train", "Val", "test"]
 
 
-def test_find_folders_lists_image_folders_up_to_two_levels(root):
+def test_find_folders_lists_image_folders_up_to_two_levels(folder_root):
+    root = folder_root
     save(root / "collections" / "flowers" / "rose" / "r.png", RGB)  # depth 2: found
     save(root / "deep" / "er" / "est" / "cls" / "x.png", RGB)  # depth 3: not looked at
     save(root / "MNIST" / "raw" / "x.png", GREY)  # a torchvision dataset, not an image folder
@@ -251,10 +153,10 @@ def test_find_folders_lists_image_folders_up_to_two_levels(root):
     assert find_folders(root / "nowhere") == []
 
 
-def test_info_is_plain_json_for_the_command_line(root):
+def test_info_is_plain_json_for_the_command_line(folder_root):
     from datalib.__main__ import info
 
-    facts = info("folder:pets", str(root))
+    facts = info("folder:pets", str(folder_root))
     assert json.loads(json.dumps(facts)) == facts
     train = facts["splits"]["train"]
     assert train["size"] == 7 and train["image_shape"] == [3, 8, 8]
@@ -262,7 +164,7 @@ def test_info_is_plain_json_for_the_command_line(root):
         "path": "pets/train/.ipynb_checkpoints",
         "reason": "hidden folder",
     }
-    assert len(train["skipped"]) == len(TRAIN_SKIPPED)
+    assert len(train["skipped"]) == len(PETS_TRAIN_SKIPPED)
     assert train["sizes"] == [
         {"width": 8, "height": 8, "count": 6},
         {"width": 12, "height": 10, "count": 1},
@@ -270,12 +172,12 @@ def test_info_is_plain_json_for_the_command_line(root):
     assert train["modes"] == {"RGB": 4, "L": 1, "RGBA": 1, "P": 1}
 
 
-def test_images_shown_are_decoded_as_the_loader_gives_them(root):
-    data = load_folder(root, "pets", "train")
+def test_images_shown_are_decoded_as_the_loader_gives_them(folder_root):
+    data = load_folder(folder_root, "pets", "train")
     wide = data.decode([6])[0]  # as read: its own size
     assert wide.shape == (10, 12, 3) and wide.dtype == np.uint8
     assert data.pixels([6])[0].shape == (8, 8, 3)  # as the loader batches it
-    grey = load_folder(root, "pets", "test")
+    grey = load_folder(folder_root, "pets", "test")
     np.testing.assert_array_equal(grey.pixels([0])[0], GREY)
 
 
@@ -291,23 +193,23 @@ def test_images_shown_are_decoded_as_the_loader_gives_them(root):
         ("pets\x00", "NUL byte"),
     ],
 )
-def test_escapes_from_the_root_are_refused(root, relative, message):
+def test_escapes_from_the_root_are_refused(folder_root, relative, message):
     with pytest.raises(datalib.InvalidRequest, match=message):
-        folder_splits(root, relative)
+        folder_splits(folder_root, relative)
     with pytest.raises(datalib.InvalidRequest, match=message):
-        load_folder(root, relative)
+        load_folder(folder_root, relative)
 
 
-def test_a_missing_folder_says_where_the_images_go(root):
+def test_a_missing_folder_says_where_the_images_go(folder_root):
     with pytest.raises(datalib.DatasetMissing, match=r"no folder 'cats'.*cats/<class>/<image>"):
-        load_folder(root, "cats")
+        load_folder(folder_root, "cats")
     with pytest.raises(datalib.DatasetMissing, match="no folder 'cats'"):
-        folder_splits(root, "cats")
+        folder_splits(folder_root, "cats")
 
 
-def test_a_file_is_not_a_folder(root):
+def test_a_file_is_not_a_folder(folder_root):
     with pytest.raises(datalib.InvalidRequest, match="is a file, not a folder"):
-        load_folder(root, "digits/one/o0.png")
+        load_folder(folder_root, "digits/one/o0.png")
 
 
 def test_a_missing_data_root_is_named(tmp_path):
@@ -315,27 +217,27 @@ def test_a_missing_data_root_is_named(tmp_path):
         load_folder(tmp_path / "nowhere", "pets")
 
 
-def test_a_folder_without_class_folders_says_how_to_lay_it_out(root):
-    save(root / "loose" / "a.png", GREY)
+def test_a_folder_without_class_folders_says_how_to_lay_it_out(folder_root):
+    save(folder_root / "loose" / "a.png", GREY)
     with pytest.raises(datalib.DatasetMissing, match=r"loose holds no class folders.*<class>"):
-        load_folder(root, "loose")
+        load_folder(folder_root, "loose")
 
 
-def test_a_split_that_is_not_there_names_the_choices(root):
+def test_a_split_that_is_not_there_names_the_choices(folder_root):
     with pytest.raises(datalib.UnknownDataset, match="Choose one of: train, test"):
-        load_folder(root, "pets", "val")
+        load_folder(folder_root, "pets", "val")
     with pytest.raises(datalib.UnknownDataset, match="Choose one of: all"):
-        load_folder(root, "digits", "train")
+        load_folder(folder_root, "digits", "train")
     with pytest.raises(datalib.UnknownDataset, match="Choose one of: train, test"):
-        load_folder(root, "pets")
+        load_folder(folder_root, "pets")
 
 
-def test_a_folder_where_every_image_is_broken_is_an_error_not_an_empty_dataset(root):
-    truncated_png(root / "broken" / "cls" / "a.png")
-    (root / "broken" / "cls" / "b.png").write_text("<html>Access denied</html>")
+def test_a_folder_where_every_image_is_broken_is_an_error_not_an_empty_dataset(folder_root):
+    truncated_png(folder_root / "broken" / "cls" / "a.png")
+    (folder_root / "broken" / "cls" / "b.png").write_text("<html>Access denied</html>")
     with pytest.raises(datalib.CorruptFile, match=r"None of the 2 image files in broken"):
-        load_folder(root, "broken")
-    (root / "texts" / "cls").mkdir(parents=True)
-    (root / "texts" / "cls" / "a.txt").write_text("hello")
+        load_folder(folder_root, "broken")
+    (folder_root / "texts" / "cls").mkdir(parents=True)
+    (folder_root / "texts" / "cls" / "a.txt").write_text("hello")
     with pytest.raises(datalib.DatasetMissing, match=r"texts holds no image files.*\.png"):
-        load_folder(root, "texts")
+        load_folder(folder_root, "texts")

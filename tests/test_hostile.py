@@ -20,8 +20,7 @@ import ui
 from datalib import index as index_module
 from datalib.formats import open_regular
 from datalib.index import current_index, dataset_dir
-from tests.conftest import open_page, plain, scan_first
-from tests.test_index import write_folder
+from tests.conftest import open_page, plain, plotly_array, scan_first, write_folder
 
 
 @pytest.mark.parametrize(
@@ -146,8 +145,6 @@ def test_big_images_are_never_sent_larger_than_shown(tmp_path, monkeypatch):
         Image.fromarray(pixels).save(tmp_path / "big" / "cls" / f"{i}.png")
     app = open_page(tmp_path, monkeypatch, "images", dataset="folder:big")
     heatmap = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
-    from tests.test_app import plotly_array
-
     assert plotly_array(heatmap["z"]).shape == (72, 96)  # 800 x 600 shown at 96 x 72
     assert any("reduced to 96x72" in c.value for c in app.caption)
     assert ui.upscale(np.zeros((600, 800), np.uint8), 280).shape == (210, 280)

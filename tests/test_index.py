@@ -21,21 +21,14 @@ import datalib
 import datalib.formats.folder as folder_format
 from datalib import scan as scan_module
 from datalib.index import current_index, dataset_dir
-from tests.test_folders import snapshot
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_folder(root: Path, classes: int, per_class: int, side: int = 16, seed: int = 0) -> Path:
-    """`root/shapes/<class>/<i>.png`: distinct random grey images, in class folders."""
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / "shapes" / f"class{c}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (side, side), dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i:04}.png")
-    return root
+from tests.conftest import (
+    REAL_TEST_COUNTS,
+    REAL_TRAIN_COUNTS,
+    REPO,
+    run_cli,
+    snapshot,
+    write_folder,
+)
 
 
 @pytest.fixture
@@ -55,12 +48,8 @@ def counted_reads(monkeypatch) -> list[str]:
 def test_mnist_index_reproduces_the_known_facts(real_root):
     train = datalib.load("mnist", "train", real_root)
     test = datalib.load("mnist", "test", real_root, scan_first=False)
-    assert datalib.class_counts(train.labels, 10).tolist() == [
-        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949
-    ]  # fmt: skip
-    assert datalib.class_counts(test.labels, 10).tolist() == [
-        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009
-    ]  # fmt: skip
+    assert datalib.class_counts(train.labels, 10).tolist() == REAL_TRAIN_COUNTS
+    assert datalib.class_counts(test.labels, 10).tolist() == REAL_TEST_COUNTS
     stats = datalib.pixel_stats(train)
     assert (round(stats.mean, 4), round(stats.std, 4)) == (0.1307, 0.3081)
     assert stats.total == 60000 * 28 * 28
@@ -216,9 +205,7 @@ def test_a_killed_scan_leaves_no_index_and_the_next_resumes(tmp_path):
     assert current_index(spec, root) is None  # nothing reads as complete
     assert not list(dataset_dir(spec, root).glob("index-*"))
 
-    resumed = subprocess.run(
-        scan_command(root), cwd=REPO, capture_output=True, text=True, check=False
-    )
+    resumed = run_cli("scan", "folder:shapes", "--root", root)  # in this process
     assert resumed.returncode == 0, resumed.stderr
     assert "from earlier scans" in resumed.stderr
     for name, mtime in finished.items():  # finished shards were kept, not read again

@@ -1,9 +1,6 @@
 """Facts about the real MNIST that a correct build reproduces (../shared/data/README.md)."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +9,11 @@ import torchvision
 from torchvision import transforms
 
 import datalib
-
-TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+from tests.conftest import REAL_TEST_COUNTS, REAL_TRAIN_COUNTS, run_cli
 
 
 def test_class_counts_match_the_table(real_root):
-    for split, counts in (("train", TRAIN_COUNTS), ("test", TEST_COUNTS)):
+    for split, counts in (("train", REAL_TRAIN_COUNTS), ("test", REAL_TEST_COUNTS)):
         data = datalib.load("mnist", split, real_root)
         assert datalib.class_counts(data.labels, 10).tolist() == counts
 
@@ -46,16 +41,11 @@ def test_tensors_equal_torchvisions(real_root, split):
 
 
 def test_cli_info_json_reproduces_the_table(real_root):
-    result = subprocess.run(
-        [sys.executable, "-m", "datalib", "info", "mnist", "--root", str(real_root), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    result = run_cli("info", "mnist", "--root", real_root, "--json")
+    assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["splits"]["train"]["class_counts"] == TRAIN_COUNTS
-    assert info["splits"]["test"]["class_counts"] == TEST_COUNTS
+    assert info["splits"]["train"]["class_counts"] == REAL_TRAIN_COUNTS
+    assert info["splits"]["test"]["class_counts"] == REAL_TEST_COUNTS
     assert info["splits"]["train"]["size"] == 60_000
     assert info["splits"]["test"]["image_shape"] == [1, 28, 28]
     assert round(info["splits"]["train"]["pixel"]["std"], 4) == 0.3081
