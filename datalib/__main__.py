@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dataset_spec(args.name).title}: index in {path}")
         elif args.command == "check":
             from datalib.batches import LoaderSettings
-            from datalib.checks import checklist, sampler_name
+            from datalib.checks import checklist
+            from datalib.sampling import sampler_name
 
             settings = LoaderSettings(  # every input is checked before the scan
                 batch_size=args.batch_size,

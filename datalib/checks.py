@@ -12,12 +12,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from datalib.batches import LoaderSettings, epoch_indices, to_tensor
+from datalib.batches import LoaderSettings, to_tensor
 from datalib.datasets import load
+from datalib.duplicates import conflicting_groups, cross_duplicates, duplicate_groups, pixel_keys
 from datalib.errors import InvalidRequest
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import SplitData
 from datalib.registry import DatasetSpec, dataset_spec
+from datalib.sampling import (
+    class_weights,
+    epoch_order,
+    label_mixing,
+    sampler_name,
+    sampler_shares,
+    targets,
+)
+from datalib.snippets import (
+    loadable_fix,
+    normalize_line,
+    reproduce_code,
+    split_fix,
+    weights_fix,
+)
 from datalib.stats import (
     BALANCED_RATIO,
     LEVELS,
@@ -31,13 +47,9 @@ from datalib.stats import (
 
 __all__ = [
     "CHECKS",
-    "SAMPLERS",
     "VERDICTS",
     "Check",
     "Checklist",
-    "CrossDuplicates",
-    "Mixing",
-    "PixelKeys",
     "check_balanced",
     "check_loadable",
     "check_normalized",
@@ -47,23 +59,9 @@ __all__ = [
     "check_splits",
     "checklist",
     "checklist_of",
-    "class_weights",
-    "cross_duplicates",
-    "duplicate_groups",
-    "epoch_order",
-    "label_mixing",
-    "normalize_line",
-    "pixel_keys",
-    "reproduce_code",
-    "sample_weights",
-    "sampler_name",
-    "sampler_shares",
-    "targets",
-    "weighted_order",
 ]
 
 VERDICTS = ("pass", "warn", "fail")
-SAMPLERS = ("weighted",)
 CHECKS = {
     "loadable": "Every file loads",
     "numerical": "Numerical tensors",
@@ -80,6 +78,141 @@ SHOWN_BATCHES, SHOWN_LABELS = 20, 400  # the first batches' labels in the shuffl
 
 
 @dataclass(frozen=True, eq=False)
+class LabelGrid:
+    """The shuffled check's evidence: the labels of the first batches, in loader order."""
+
+    labels: np.ndarray  # batches x batch_size, float: NaN past the epoch's end
+    indices: np.ndarray  # the sample index at each place, -1 past the end
+    classes: tuple[str, ...]
+
+    def table(self) -> pd.DataFrame:
+        batch, position = np.nonzero(self.indices >= 0)
+        labels = self.labels[batch, position].astype(np.int64)
+        return pd.DataFrame(
+            {
+                "batch": batch,
+                "position": position,
+                "index": self.indices[batch, position],
+                "label": labels,
+                "class": np.asarray(self.classes, dtype=object)[labels],
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Member:
+    """One image of a duplicate example."""
+
+    split: str
+    index: int
+    label: int
+    name: str  # its class's name
+
+
+@dataclass(frozen=True)
+class DuplicateExample:
+    """Identical images: across train and test, or within one split."""
+
+    kind: str  # "train and test", "within train", ...
+    members: tuple[Member, ...]
+
+    def by_split(self) -> dict[str, list[Member]]:
+        """The members of each split, splits in order of first appearance."""
+        parts: dict[str, list[Member]] = {}
+        for member in self.members:
+            parts.setdefault(member.split, []).append(member)
+        return parts
+
+
+@dataclass(frozen=True)
+class DuplicateExamples:
+    """The split check's evidence: a few examples of each kind of exact duplicate."""
+
+    examples: tuple[DuplicateExample, ...]
+
+    def table(self) -> pd.DataFrame:
+        rows = [
+            (number, example.kind, m.split, m.index, m.label, m.name)
+            for number, example in enumerate(self.examples)
+            for m in example.members
+        ]
+        return pd.DataFrame(rows, columns=["example", "kind", "split", "index", "label", "class"])
+
+
+@dataclass(frozen=True, eq=False)
+class ClassMix:
+    """The balanced check's evidence, per class: counts and weights, and one epoch's class mix
+    without a sampler and with a WeightedRandomSampler (expected, the 95% range of one epoch,
+    and the seeded draw)."""
+
+    classes: tuple[str, ...]
+    counts: np.ndarray
+    class_weight: np.ndarray  # n / (C * count); every sample of a class carries it
+    epoch_without_sampler: np.ndarray
+    percent_without_sampler: np.ndarray
+    expected_percent_with_sampler: np.ndarray
+    one_epoch_low_percent: np.ndarray
+    one_epoch_high_percent: np.ndarray
+    epoch_with_sampler: np.ndarray
+    percent_with_sampler: np.ndarray
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "label": np.arange(len(self.classes)),
+                "class": list(self.classes),
+                "count": self.counts,
+                "class_weight": self.class_weight,
+                "sample_weight": self.class_weight,
+                "epoch_without_sampler": self.epoch_without_sampler,
+                "percent_without_sampler": self.percent_without_sampler,
+                "expected_percent_with_sampler": self.expected_percent_with_sampler,
+                "one_epoch_low_percent": self.one_epoch_low_percent,
+                "one_epoch_high_percent": self.one_epoch_high_percent,
+                "epoch_with_sampler": self.epoch_with_sampler,
+                "percent_with_sampler": self.percent_with_sampler,
+            }
+        )
+
+    def weights_table(self) -> pd.DataFrame:
+        """What a reader compares per class: count, weight, and the two epochs' draws."""
+        return self.table()[
+            [
+                "class",
+                "count",
+                "class_weight",
+                "epoch_without_sampler",
+                "expected_percent_with_sampler",
+                "one_epoch_low_percent",
+                "one_epoch_high_percent",
+                "epoch_with_sampler",
+            ]
+        ]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry the scan skipped that torchvision's ImageFolder would trip over or read."""
+
+    split: str
+    path: str
+    reason: str
+    outcome: str  # "fail": the user's script breaks; "differs": it reads other images
+    effect: str  # what ImageFolder or its DataLoader does with it
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """The loadable check's evidence: every such entry."""
+
+    entries: tuple[Skipped, ...]
+
+    def table(self) -> pd.DataFrame:
+        rows = [(e.split, e.path, e.reason, e.outcome, e.effect) for e in self.entries]
+        return pd.DataFrame(rows, columns=["split", "path", "reason", "outcome", "in ImageFolder"])
+
+
+@dataclass(frozen=True, eq=False)
 class Check:
     """One checklist item: its verdict, a sentence that explains it, the evidence and the fix."""
 
@@ -89,8 +222,13 @@ class Check:
     summary: str
     facts: dict[str, object]
     fix: str = ""
-    table: pd.DataFrame | None = None
+    evidence: LabelGrid | DuplicateExamples | ClassMix | Unloadable | None = None
     fix_language: str = "python"
+
+    @property
+    def table(self) -> pd.DataFrame | None:
+        """The evidence as one table: the CSV a page exports and the JSON's rows."""
+        return None if self.evidence is None else self.evidence.table()
 
     def evidence_table(self) -> pd.DataFrame:
         """The facts as two columns of readable text."""
@@ -172,232 +310,6 @@ class Checklist:
         )
 
 
-def sampler_name(sampler: str | None) -> str | None:
-    """`sampler` checked: None (or "none") for the plain loader, else one of `SAMPLERS`."""
-    if sampler is None or str(sampler).strip().lower() in ("", "none"):
-        return None
-    name = str(sampler).strip().lower()
-    if name not in SAMPLERS:
-        raise InvalidRequest(
-            f"Unknown sampler {sampler!r}. Choose one of: none, {', '.join(SAMPLERS)}."
-        )
-    return name
-
-
-# Per-split results are cached per split object, as in stats.py: a split is loaded once per
-# process and hashes by identity, so no array is ever hashed.
-
-
-def normalize_line(stats: Sequence[PixelStats]) -> str:
-    """The `transforms.Normalize(mean, std)` line for these per-channel statistics."""
-    return (
-        f"transforms.Normalize({_tuple_text(s.mean for s in stats)}, "
-        f"{_tuple_text(s.std for s in stats)})"
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class PixelKeys:
-    """The split's images grouped by identical pixels (the index's 64-bit content hash)."""
-
-    keys: np.ndarray  # one item per distinct image (its content hash), sorted
-    first: np.ndarray  # index of the first image with each key
-    inverse: np.ndarray  # key number of every image
-    counts: np.ndarray  # images per key
-
-    @property
-    def duplicates(self) -> int:
-        """Images that repeat an earlier image of the split exactly."""
-        return int(self.inverse.size - self.keys.size)
-
-
-def pixel_keys(data: SplitData) -> PixelKeys:
-    """Group a split's images by identical pixels: one sort of the index's content hashes
-    (kept with the split)."""
-
-    def group() -> PixelKeys:
-        keys, first, inverse, counts = np.unique(
-            data.column("content_hash"),
-            return_index=True,
-            return_inverse=True,
-            return_counts=True,
-        )
-        return PixelKeys(keys=keys, first=first, inverse=inverse.ravel(), counts=counts)
-
-    return data.remember("pixel_keys", group)
-
-
-def duplicate_groups(data: SplitData) -> list[np.ndarray]:
-    """Indices of the images with an exact copy in the same split, one array per group, groups
-    in order of first appearance."""
-    keys = pixel_keys(data)
-    members = np.flatnonzero(keys.counts[keys.inverse] > 1)
-    groups = keys.inverse[members]
-    order = np.lexsort((members, keys.first[groups]))
-    members, groups = members[order], groups[order]
-    return np.split(members, np.flatnonzero(np.diff(groups)) + 1) if members.size else []
-
-
-def _conflicting_groups(data: SplitData) -> int:
-    """Duplicate groups whose images carry more than one label."""
-    keys = pixel_keys(data)
-    members = np.flatnonzero(keys.counts[keys.inverse] > 1)
-    pairs = np.unique(keys.inverse[members] * len(data.classes) + data.labels[members])
-    return int((np.bincount(pairs // len(data.classes)) > 1).sum()) if pairs.size else 0
-
-
-@dataclass(frozen=True)
-class CrossDuplicates:
-    """Images of one split whose exact pixels also appear in another split."""
-
-    shared: int  # distinct images present in both
-    images_a: int  # images of the first split that have a copy in the second
-    images_b: int  # images of the second split that have a copy in the first
-    first_a: np.ndarray  # per shared image: its first index in the first split
-    first_b: np.ndarray  # ... and in the second
-
-
-def cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
-    """The images two splits share exactly (one sorted intersection of their pixel keys),
-    kept with the first split."""
-    return a.remember(("cross_duplicates", b.split), lambda: _cross_duplicates(a, b))
-
-
-def _cross_duplicates(a: SplitData, b: SplitData) -> CrossDuplicates:
-    keys_a, keys_b = pixel_keys(a), pixel_keys(b)
-    _, in_a, in_b = np.intersect1d(
-        keys_a.keys, keys_b.keys, assume_unique=True, return_indices=True
-    )
-    order = np.argsort(keys_b.first[in_b], kind="stable")
-    in_a, in_b = in_a[order], in_b[order]
-    return CrossDuplicates(
-        shared=int(in_a.size),
-        images_a=int(keys_a.counts[in_a].sum()),
-        images_b=int(keys_b.counts[in_b].sum()),
-        first_a=keys_a.first[in_a],
-        first_b=keys_b.first[in_b],
-    )
-
-
-def targets(data: SplitData) -> torch.Tensor:
-    """The split's labels as the int64 tensor a dataset's `targets` gives (a copy: the
-    index's own array is read-only, and torch wants to be able to write)."""
-    return torch.from_numpy(data.labels.copy())
-
-
-def class_weights(data: SplitData) -> torch.Tensor:
-    """Per-class weights n / (C * count), float64; an empty class counts as one image.
-
-    The same torch operations as the code the checklist prints, so the weights (and hence the
-    sampler's draws) are bit for bit those of the user's own loader.
-    """
-    counts = torch.bincount(targets(data), minlength=len(data.classes))
-    return len(data) / (len(data.classes) * counts.clamp(min=1).double())
-
-
-def sample_weights(data: SplitData) -> torch.Tensor:
-    """Per-sample weights for `WeightedRandomSampler`: each sample gets its class's weight."""
-    return class_weights(data)[targets(data)]
-
-
-def weighted_order(data: SplitData, seed: int) -> torch.Tensor:
-    """The indices `WeightedRandomSampler(sample_weights(data), len(data), replacement=True,
-    generator=torch.Generator().manual_seed(seed))` yields in its first epoch.
-
-    The sampler draws them all when its iterator starts, as
-    `torch.multinomial(weights.double(), num_samples, replacement, generator=generator)`;
-    a DataLoader built with the sampler (and no generator of its own) does not touch the
-    sampler's generator first, so the same call gives the same indices. Kept with the split.
-    """
-
-    def draw() -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
-        return torch.multinomial(sample_weights(data), len(data), True, generator=generator)
-
-    return data.remember(("weighted_order", seed), draw)
-
-
-def epoch_order(data: SplitData, settings: LoaderSettings, sampler: str | None) -> np.ndarray:
-    """The sample indices one epoch of this loader visits, in order (after drop_last)."""
-    if sampler_name(sampler):
-        order = weighted_order(data, settings.seed).numpy()
-    else:
-        order = epoch_indices(len(data), settings.shuffle, settings.seed)
-    return order[: settings.num_batches(len(data)) * settings.batch_size]
-
-
-@dataclass(frozen=True)
-class Mixing:
-    """How mixed the labels are along one epoch, next to a random order of the same labels."""
-
-    samples: int
-    batches: int
-    runs: int  # stretches of consecutive samples with the same label
-    expected_runs: float
-    longest_run: int
-    classes_per_batch: float  # distinct classes in a batch, on average
-    expected_classes_per_batch: float
-    single_class_batches: int
-
-    @property
-    def score(self) -> float:
-        """The lower of runs and classes per batch over what random order gives (1 = random)."""
-        return min(
-            self.runs / self.expected_runs,
-            self.classes_per_batch / self.expected_classes_per_batch,
-        )
-
-
-def label_mixing(labels: np.ndarray, batch_size: int, num_classes: int) -> Mixing:
-    """Label runs and classes per batch of labels in epoch order, and their expected values
-    under a uniformly random order of the same labels."""
-    labels = np.asarray(labels, dtype=np.int64)
-    n = labels.size
-    if n == 0:
-        raise InvalidRequest("No samples in the epoch: lower the batch size or unset drop_last.")
-    num_classes = max(num_classes, int(labels.max()) + 1)
-    changes = labels[1:] != labels[:-1]
-    starts = np.flatnonzero(np.concatenate(([True], changes, [True])))
-    batches = math.ceil(n / batch_size)
-    batch_of = np.arange(n) // batch_size
-    per_batch = np.bincount(batch_of * num_classes + labels, minlength=batches * num_classes)
-    coverage = (per_batch.reshape(batches, num_classes) > 0).sum(axis=1)
-    counts = np.bincount(labels, minlength=num_classes)
-    full, rest = divmod(n, batch_size)
-    expected = full * _expected_classes(counts, batch_size)
-    if rest:
-        expected += _expected_classes(counts, rest)
-    return Mixing(
-        samples=n,
-        batches=batches,
-        runs=int(starts.size - 1),
-        expected_runs=float(1 + (n - 1) - (counts * (counts - 1)).sum() / n),
-        longest_run=int(np.diff(starts).max()),
-        classes_per_batch=float(coverage.mean()),
-        expected_classes_per_batch=float(expected / batches),
-        single_class_batches=int((coverage == 1).sum()),
-    )
-
-
-def _expected_classes(counts: np.ndarray, size: int) -> float:
-    """Mean number of distinct classes in `size` labels drawn without replacement."""
-    n = int(counts.sum())
-    expected = 0.0
-    for m in counts[counts > 0].tolist():  # a loop over classes, not samples
-        if n - m < size:
-            expected += 1.0
-            continue
-        # P(class absent) = C(n - m, size) / C(n, size)
-        log_absent = (
-            math.lgamma(n - m + 1)
-            - math.lgamma(n - m - size + 1)
-            - math.lgamma(n + 1)
-            + math.lgamma(n - size + 1)
-        )
-        expected += 1.0 - math.exp(log_absent)
-    return expected
-
-
 def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     """Tensors of a numeric dtype, one shape for all, no NaN or inf after ToTensor."""
     counts = pixel_stats(data).counts.sum(axis=0)
@@ -470,7 +382,7 @@ def check_scaled(low: float, high: float, raw_low: int, raw_high: int) -> Check:
     }
     raw = f"on disk they are {raw_low} to {raw_high}"
     if raw_high > 1:
-        raw += ", which `transforms.ToTensor()` divides by 255 (this loader applies it)"
+        raw += ", which transforms.ToTensor() divides by 255 (this loader applies it)"
     if -1 <= low and high <= 1:
         interval = "[0, 1]" if low >= 0 else "[-1, 1]"
         summary = f"Scaled: the model sees values from {low:.4g} to {high:.4g}, inside {interval}; "
@@ -535,14 +447,15 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
     mixing = label_mixing(labels, settings.batch_size, len(data.classes))
     shown = min(mixing.batches, SHOWN_BATCHES, max(1, SHOWN_LABELS // settings.batch_size))
     first = labels[: shown * settings.batch_size]
-    table = pd.DataFrame(
-        {
-            "batch": np.arange(first.size) // settings.batch_size,
-            "position": np.arange(first.size) % settings.batch_size,
-            "index": order[: first.size],
-            "label": first,
-            "class": np.asarray(data.classes, dtype=object)[first],
-        }
+    places = shown * settings.batch_size
+    grid = np.full(places, np.nan)
+    grid[: first.size] = first
+    indices = np.full(places, -1, dtype=np.int64)
+    indices[: first.size] = order[: first.size]
+    shown_as = LabelGrid(
+        labels=grid.reshape(shown, settings.batch_size),
+        indices=indices.reshape(shown, settings.batch_size),
+        classes=tuple(data.classes),
     )
     facts = {
         "label_runs": mixing.runs,
@@ -584,7 +497,9 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
                     "another and forgets the earlier ones. Shuffle."
                 ),
             )
-        return Check("shuffled", CHECKS["shuffled"], verdict, evidence + advice, facts, fix, table)
+        return Check(
+            "shuffled", CHECKS["shuffled"], verdict, evidence + advice, facts, fix, shown_as
+        )
     if not settings.shuffle and not sampler:
         if evaluation:
             return Check(
@@ -593,7 +508,7 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
                 "pass",
                 evidence + " Evaluation does not need shuffling.",
                 facts,
-                table=table,
+                evidence=shown_as,
             )
         return Check(
             "shuffled",
@@ -603,7 +518,7 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
             "shuffle=False every epoch repeats the same batches in the same order: shuffle.",
             facts,
             fix,
-            table,
+            shown_as,
         )
     if mixing.score < MIXED:
         return Check(
@@ -613,7 +528,7 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
             evidence + " Less mixed than a random order.",
             facts,
             "" if sampler else fix,
-            table,
+            shown_as,
         )
     return Check(
         "shuffled",
@@ -621,7 +536,7 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
         "pass",
         evidence + " As mixed as a random order.",
         facts,
-        table=table,
+        evidence=shown_as,
     )
 
 
@@ -638,28 +553,22 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
             split: int((k.counts > 1).sum()) for split, k in keys.items()
         },
         "duplicate_groups_with_conflicting_labels": {
-            data.split: _conflicting_groups(data) for data in splits
+            data.split: conflicting_groups(data) for data in splits
         },
         "images_in_both_train_and_test": cross.shared,
         "test_images_also_in_train": cross.images_b,
     }
-    rows: list[dict] = []
+    examples: list[DuplicateExample] = []
     shown = slice(0, EXAMPLE_GROUPS)
     pairs = zip(cross.first_a[shown].tolist(), cross.first_b[shown].tolist(), strict=True)
-    for example, (i, j) in enumerate(pairs):
-        rows += [
-            _example_row(example, "train and test", train, i),
-            _example_row(example, "train and test", test, j),
-        ]
-    example = len(rows) // 2
+    for i, j in pairs:
+        members = (_member(train, i), _member(test, j))
+        examples.append(DuplicateExample("train and test", members))
     for data in splits:
         for group in duplicate_groups(data)[:EXAMPLE_GROUPS]:
-            rows += [
-                _example_row(example, f"within {data.split}", data, index)
-                for index in group[:EXAMPLE_MEMBERS].tolist()
-            ]
-            example += 1
-    table = pd.DataFrame(rows, columns=["example", "kind", "split", "index", "label", "class"])
+            members = tuple(_member(data, index) for index in group[:EXAMPLE_MEMBERS].tolist())
+            examples.append(DuplicateExample(f"within {data.split}", members))
+    shown_as = DuplicateExamples(tuple(examples))
     counted = (
         f"{cross.shared:,} images are in both train and test; within the splits, "
         + ", ".join(f"{split} has {k.duplicates:,} exact duplicates" for split, k in keys.items())
@@ -668,36 +577,29 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
     empty = [data.split for data in splits if len(data) == 0]
     if empty:
         summary = f"No {' or '.join(empty)} images: evaluate on a split the model never trains on."
-        return Check("split", CHECKS["split"], "fail", summary, facts, table=table)
+        return Check("split", CHECKS["split"], "fail", summary, facts, evidence=shown_as)
     within = keys["train"].duplicates + keys["test"].duplicates
     fix = ""
     if cross.shared or within:
         # Each distinct image is kept once, at its first appearance: test loses its own repeats
         # and every copy of a train image.
-        fix = _split_fix(train, keys["train"].duplicates, keys["test"].duplicates + cross.shared)
+        fix = split_fix(train, keys["train"].duplicates, keys["test"].duplicates + cross.shared)
     if cross.shared:
         summary = (
             f"Leak: {cross.images_b:,} test images are exact copies of train images, so test "
             f"accuracy partly measures memory. {counted}"
         )
-        return Check("split", CHECKS["split"], "fail", summary, facts, fix, table)
+        return Check("split", CHECKS["split"], "fail", summary, facts, fix, shown_as)
     if within:
         summary = (
             "Train and test are disjoint, but some images repeat within a split: they weigh "
             f"double in training or in the test score. {counted}"
         )
-        return Check("split", CHECKS["split"], "warn", summary, facts, fix, table)
+        return Check("split", CHECKS["split"], "warn", summary, facts, fix, shown_as)
     summary = (
         f"Train ({len(train):,}) and test ({len(test):,}) are both present and disjoint. {counted}"
     )
-    return Check("split", CHECKS["split"], "pass", summary, facts, table=table)
-
-
-def sampler_shares(data: SplitData) -> np.ndarray:
-    """Each class's expected share of a WeightedRandomSampler's draws: its weight times its
-    count, over the total (uniform with the class weights, for every class that has images)."""
-    mass = class_weights(data).numpy() * class_counts(data.labels, len(data.classes))
-    return mass / mass.sum()
+    return Check("split", CHECKS["split"], "pass", summary, facts, evidence=shown_as)
 
 
 def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | None) -> Check:
@@ -717,21 +619,17 @@ def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | Non
     expected = sampler_shares(data)
     spread = 1.96 * np.sqrt(expected * (1 - expected) / max(drawn, 1))  # binomial, per class
     weights = class_weights(data).numpy()
-    table = pd.DataFrame(
-        {
-            "label": np.arange(num),
-            "class": list(data.classes),
-            "count": counts,
-            "class_weight": weights,
-            "sample_weight": weights,  # every sample of a class carries its class's weight
-            "epoch_without_sampler": before,
-            "percent_without_sampler": np.round(100 * before / before.sum(), 3),
-            "expected_percent_with_sampler": np.round(100 * expected, 3),
-            "one_epoch_low_percent": np.round(100 * np.clip(expected - spread, 0, 1), 3),
-            "one_epoch_high_percent": np.round(100 * np.clip(expected + spread, 0, 1), 3),
-            "epoch_with_sampler": after,
-            "percent_with_sampler": np.round(100 * after / drawn, 3),
-        }
+    shown_as = ClassMix(
+        classes=tuple(data.classes),
+        counts=counts,
+        class_weight=weights,
+        epoch_without_sampler=before,
+        percent_without_sampler=np.round(100 * before / before.sum(), 3),
+        expected_percent_with_sampler=np.round(100 * expected, 3),
+        one_epoch_low_percent=np.round(100 * np.clip(expected - spread, 0, 1), 3),
+        one_epoch_high_percent=np.round(100 * np.clip(expected + spread, 0, 1), 3),
+        epoch_with_sampler=after,
+        percent_with_sampler=np.round(100 * after / drawn, 3),
     )
     ratio = imbalance_ratio(counts)
     present = expected > 0
@@ -782,8 +680,8 @@ def check_balanced(data: SplitData, settings: LoaderSettings, sampler: str | Non
         )
         if sampler:
             verdict = "fail" if verdict == "fail" else "warn"
-    fix = "" if sampler or verdict == "pass" else _weights_fix(settings)
-    return Check("balanced", CHECKS["balanced"], verdict, text, facts, fix, table)
+    fix = "" if sampler or verdict == "pass" else weights_fix(settings)
+    return Check("balanced", CHECKS["balanced"], verdict, text, facts, fix, shown_as)
 
 
 # What torchvision's ImageFolder does with the entries Batchscope skips, where that matters.
@@ -823,147 +721,46 @@ def _in_imagefolder(path: str, reason: str, image_suffixes: tuple[str, ...]) -> 
 def check_loadable(splits: Sequence[SplitData], root: Path) -> Check:
     """Every file the user's loader would read loads: among the entries the scan skipped,
     those torchvision's ImageFolder (or its DataLoader) would trip over or read differently."""
-    rows = []
+    entries = []
     for data in splits:
         for item in data.details.get("skipped", []):
             outcome, effect = _in_imagefolder(item["path"], item["reason"], IMG_EXTENSIONS)
             if outcome:
-                rows.append(
-                    {
-                        "split": data.split,
-                        "path": item["path"],
-                        "reason": item["reason"],
-                        "outcome": outcome,
-                        "in ImageFolder": effect,
-                    }
-                )
-    table = pd.DataFrame(rows, columns=["split", "path", "reason", "outcome", "in ImageFolder"])
-    failing = table[table["outcome"] == "fail"]
-    ignored = sum(len(data.details.get("skipped", [])) for data in splits) - len(rows)
+                entries.append(Skipped(data.split, item["path"], item["reason"], outcome, effect))
+    shown_as = Unloadable(tuple(entries))
+    failing = [e for e in entries if e.outcome == "fail"]
+    ignored = sum(len(data.details.get("skipped", [])) for data in splits) - len(entries)
     facts = {
         "entries_that_break_ImageFolder": len(failing),
-        "entries_ImageFolder_reads_and_Batchscope_skips": len(table) - len(failing),
+        "entries_ImageFolder_reads_and_Batchscope_skips": len(entries) - len(failing),
         "skipped_entries_ImageFolder_ignores_too": ignored,
         **{f"{data.split}_images_read": len(data) for data in splits},
     }
-    if table.empty:
+    if not entries:
         read = " and ".join(f"{data.split} ({len(data):,})" for data in splits)
         summary = f"Every image of {read} was read: nothing your loader would trip over" + (
             f" ({ignored:,} other entries, such as non-image files, it ignores too)."
             if ignored
             else "."
         )
-        return Check("loadable", CHECKS["loadable"], "pass", summary, facts, table=table)
-    shown = failing if len(failing) else table
-    examples = "; ".join(
-        f"{p}: {r}" for p, r in zip(shown["path"][:3], shown["reason"][:3], strict=True)
-    )
+        return Check("loadable", CHECKS["loadable"], "pass", summary, facts, evidence=shown_as)
+    shown = failing or entries
+    examples = "; ".join(f"{e.path}: {e.reason}" for e in shown[:3])
     more = "; ..." if len(shown) > 3 else ""
-    fix = _loadable_fix(root, table["path"].tolist())
-    if len(failing):
+    fix = loadable_fix(root, [e.path for e in entries])
+    if failing:
         summary = (
             f"{len(failing):,} entries would break torchvision's ImageFolder or its DataLoader "
             f"({examples}{more}). Batchscope skips them, so the pages work, but your training "
             "script would fail: move them out of the folder."
         )
-        return Check("loadable", CHECKS["loadable"], "fail", summary, facts, fix, table, "bash")
+        return Check("loadable", CHECKS["loadable"], "fail", summary, facts, fix, shown_as, "bash")
     summary = (
-        f"{len(table):,} entries are read by ImageFolder but skipped here ({examples}{more}): "
+        f"{len(entries):,} entries are read by ImageFolder but skipped here ({examples}{more}): "
         "your DataLoader would see other images, classes and indices than these pages. Copy "
         "the linked files into the folder, or move the links out."
     )
-    return Check("loadable", CHECKS["loadable"], "warn", summary, facts, fix, table, "bash")
-
-
-def _loadable_fix(root: Path, paths: list[str]) -> str:
-    """Shell lines that move every listed entry out of the dataset, into one folder beside it."""
-    import shlex
-
-    aside = ".batchscope-set-aside"
-    lines = [
-        "# Move these out of the dataset, where ImageFolder never looks (nothing is deleted):",
-        f"cd {shlex.quote(str(root))}",
-    ]
-    for path in paths:
-        parent = shlex.quote(str(Path(aside) / Path(path).parent))
-        lines.append(f"mkdir -p {parent} && mv {shlex.quote(path)} {parent}/")
-    return "\n".join(lines)
-
-
-def reproduce_code(
-    spec: DatasetSpec,
-    root: Path,
-    split: str,
-    settings: LoaderSettings,
-    sampler: str | None,
-    normalize: str,
-    image_shape: tuple[int, int, int],
-) -> str:
-    """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
-    epoch's labels: runnable as shown."""
-    s = settings
-    sampler = sampler_name(sampler)
-    lines = [
-        "import torch",
-        f"from torch.utils.data import DataLoader{', WeightedRandomSampler' if sampler else ''}",
-        "from torchvision import datasets, transforms",
-        "",
-    ]
-    steps = spec.format.transform_steps(image_shape)
-    lines += [
-        "transform = transforms.Compose([",
-        *(
-            f"    {step.replace('  #', ',  #', 1) if '  #' in step else step + ','}"
-            for step in steps
-        ),
-        "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
-        f"    # {normalize},  # the normalized check's fix",
-        "])",
-        *spec.format.dataset_code(spec, root, split, image_shape),
-    ]
-    if sampler:
-        lines += [
-            "targets = torch.as_tensor(dataset.targets)",
-            "class_counts = torch.bincount(targets, minlength=len(dataset.classes))",
-            (
-                "class_weights = len(dataset) / (len(dataset.classes) * "
-                "class_counts.clamp(min=1).double())"
-            ),
-            "sampler = WeightedRandomSampler(",
-            "    class_weights[targets],  # one weight per sample: its class's weight",
-            "    num_samples=len(dataset),",
-            "    replacement=True,",
-            f"    generator=torch.Generator().manual_seed({s.seed}),",
-            ")",
-            "loader = DataLoader(",
-            f"    dataset, batch_size={s.batch_size}, sampler=sampler, drop_last={s.drop_last}",
-            ")",
-        ]
-    elif s.shuffle:
-        lines += [
-            "loader = DataLoader(",
-            "    dataset,",
-            f"    batch_size={s.batch_size},",
-            "    shuffle=True,",
-            f"    drop_last={s.drop_last},",
-            f"    generator=torch.Generator().manual_seed({s.seed}),",
-            ")",
-        ]
-    else:
-        lines += [
-            "loader = DataLoader(",
-            f"    dataset, batch_size={s.batch_size}, shuffle=False, drop_last={s.drop_last}",
-            ")",
-        ]
-    lines += [
-        "",
-        "# One epoch's class counts, as the balanced check shows them for this loader.",
-        "counts = torch.zeros(len(dataset.classes), dtype=torch.int64)",
-        "for images, labels in loader:",
-        "    counts += torch.bincount(labels, minlength=len(dataset.classes))",
-        "print(counts.tolist())",
-    ]
-    return "\n".join(lines) + "\n"
+    return Check("loadable", CHECKS["loadable"], "warn", summary, facts, fix, shown_as, "bash")
 
 
 def checklist(
@@ -1021,73 +818,9 @@ def checklist_of(
     return Checklist(spec, split, path, settings, sampler, checks, code)
 
 
-def _weights_fix(settings: LoaderSettings) -> str:
-    return (
-        "targets = torch.as_tensor(dataset.targets)\n"
-        "class_counts = torch.bincount(targets, minlength=len(dataset.classes))\n"
-        "class_weights = len(dataset) / (len(dataset.classes) * "
-        "class_counts.clamp(min=1).double())\n"
-        "\n"
-        "# Either weight the loss ...\n"
-        "criterion = torch.nn.CrossEntropyLoss(weight=class_weights.float())\n"
-        "# ... or draw balanced batches (not both):\n"
-        "sampler = torch.utils.data.WeightedRandomSampler(\n"
-        "    class_weights[targets],\n"
-        "    num_samples=len(dataset),\n"
-        "    replacement=True,\n"
-        f"    generator=torch.Generator().manual_seed({settings.seed}),\n"
-        ")\n"
-        f"loader = DataLoader(dataset, batch_size={settings.batch_size}, sampler=sampler)"
-    )
-
-
-def _split_fix(train: SplitData, from_train: int, from_test: int) -> str:
-    shape = train.image_shape
-    build = [
-        line.replace("transform=transform", "transform=to_tensor")
-        for split in ("train", "test")
-        for line in train.spec.format.dataset_code(
-            train.spec, train.root, split, shape, name=f"{split}_set"
-        )
-    ]
-    return "\n".join(
-        [
-            "import hashlib",
-            "from torch.utils.data import Subset",
-            "from torchvision import datasets, transforms",
-            "",
-            "to_tensor = transforms.ToTensor()",
-            *build,
-            "# Keep each distinct image once, where it first appears (train before test):",
-            f"# drops {from_train:,} train and {from_test:,} test images.",
-            "seen, keep = set(), {'train': [], 'test': []}",
-            "for name, part in (('train', train_set), ('test', test_set)):",
-            "    for i in range(len(part)):",
-            "        key = hashlib.blake2b(part[i][0].numpy().tobytes(), digest_size=16).digest()",
-            "        if key not in seen:",
-            "            seen.add(key)",
-            "            keep[name].append(i)",
-            "train_set = Subset(train_set, keep['train'])",
-            "test_set = Subset(test_set, keep['test'])",
-        ]
-    )
-
-
-def _example_row(example: int, kind: str, data: SplitData, index: int) -> dict:
+def _member(data: SplitData, index: int) -> Member:
     label = int(data.labels[index])
-    return {
-        "example": example,
-        "kind": kind,
-        "split": data.split,
-        "index": index,
-        "label": label,
-        "class": data.classes[label],
-    }
-
-
-def _tuple_text(values) -> str:
-    items = [f"{float(v):.4f}" for v in values]
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    return Member(data.split, index, label, data.classes[label])
 
 
 def _prose_text(values: Sequence[float]) -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 
 import datalib
 import datalib.checks
+import datalib.sampling
 import ui
 
 BADGES = {
@@ -14,7 +15,7 @@ BADGES = {
     "warn": ("orange", ":material/warning:"),
     "fail": ("red", ":material/cancel:"),
 }
-SAMPLERS = ["none", *datalib.checks.SAMPLERS]
+SAMPLERS = ["none", *datalib.sampling.SAMPLERS]
 
 view = ui.sidebar()
 spec = view.data.spec
@@ -66,7 +67,7 @@ for column, check in zip(st.columns(len(result.checks)), result.checks, strict=T
 
 def show_shuffled(check: datalib.checks.Check) -> None:
     """The labels of the first batches, one row per batch, in loader order."""
-    labels = check.table.pivot(index="batch", columns="position", values="label")
+    labels = check.evidence.labels
     size = view.loader.batch_size
     figure = px.imshow(
         labels,
@@ -95,25 +96,22 @@ def show_shuffled(check: datalib.checks.Check) -> None:
 
 def show_split(check: datalib.checks.Check) -> None:
     """The duplicate images found, each example's copies side by side."""
-    if check.table.empty:
+    examples = check.evidence.examples
+    if not examples:
         st.caption("No image appears twice: nothing to show.")
         return
-    examples = check.table.groupby("example", sort=True)
-    st.caption(f"{examples.ngroups} example(s) of identical images; caption: split #index: label.")
-    for number, rows in examples:
-        st.markdown(f"Example {number + 1}: {ui.md(rows['kind'].iloc[0])}")
-        parts = list(rows.groupby("split", sort=False))
+    st.caption(f"{len(examples)} example(s) of identical images; caption: split #index: label.")
+    for number, example in enumerate(examples):
+        st.markdown(f"Example {number + 1}: {ui.md(example.kind)}")
+        parts = example.by_split()
         # train and test copies side by side, each in a narrow column; one split needs none
         places = st.columns([1] * len(parts) + [2]) if len(parts) > 1 else [st.container()]
-        for place, (split, part) in zip(places, parts, strict=False):
+        for place, (split, members) in zip(places, parts.items(), strict=False):
             with place:
                 ui.pixel_grid(
                     splits[split],
-                    part["index"].tolist(),
-                    [
-                        f"{split} #{i}: {n}"
-                        for i, n in zip(part["index"], part["label"], strict=True)
-                    ],
+                    [m.index for m in members],
+                    [f"{split} #{m.index}: {m.label}" for m in members],
                     key=f"duplicates_{number}_{split}",
                     size=70,
                     room=300 if len(parts) > 1 else 960,
@@ -124,35 +122,33 @@ def show_split(check: datalib.checks.Check) -> None:
 def show_balanced(check: datalib.checks.Check) -> None:
     """Class mix of one epoch without and with the sampler (expected, and the range one epoch
     falls in), and the weights behind it."""
-    table = check.table
+    mix = check.evidence
     seed = view.loader.seed
-    classes = table["class"].map(ui.plot)  # folder names: as typed, never Plotly's HTML
+    classes = [ui.plot(name) for name in mix.classes]  # folder names: as typed, never HTML
     figure = go.Figure(
         [
             go.Bar(
                 x=classes,
-                y=table["percent_without_sampler"],
+                y=mix.percent_without_sampler,
                 name=f"shuffle={view.loader.shuffle}, no sampler: one epoch",
                 marker_color=ui.COLORS[0],
             ),
             go.Bar(
                 x=classes,
-                y=table["expected_percent_with_sampler"],
+                y=mix.expected_percent_with_sampler,
                 name="WeightedRandomSampler: expected (bar: 95% of epochs)",
                 marker_color=ui.COLORS[1],
                 error_y={
                     "type": "data",
                     "symmetric": False,
-                    "array": table["one_epoch_high_percent"]
-                    - table["expected_percent_with_sampler"],
-                    "arrayminus": table["expected_percent_with_sampler"]
-                    - table["one_epoch_low_percent"],
+                    "array": mix.one_epoch_high_percent - mix.expected_percent_with_sampler,
+                    "arrayminus": mix.expected_percent_with_sampler - mix.one_epoch_low_percent,
                     "color": "#555",
                 },
             ),
             go.Bar(
                 x=classes,
-                y=table["percent_with_sampler"],
+                y=mix.percent_with_sampler,
                 name=f"WeightedRandomSampler: the epoch seed {seed} draws",
                 marker_color=ui.COLORS[4],
             ),
@@ -160,18 +156,18 @@ def show_balanced(check: datalib.checks.Check) -> None:
                 x=[None],
                 y=[None],
                 mode="lines",
-                name=f"uniform: {100 / len(table):.1f}%",
+                name=f"uniform: {100 / len(mix.classes):.1f}%",
                 line={"color": "#888", "dash": "dot"},
             ),
         ]
     )
-    figure.add_hline(y=100 / len(table), line_dash="dot", line_color="#888")
+    figure.add_hline(y=100 / len(mix.classes), line_dash="dot", line_color="#888")
     figure.update_layout(
         barmode="group",
         title=(
             f"{ui.plot(view.title)}: class mix of one epoch, without and with a "
             "WeightedRandomSampler "
-            f"(seed {seed}, n={int(table['count'].sum()):,})"
+            f"(seed {seed}, n={int(mix.counts.sum()):,})"
         ),
         xaxis_title="class",
         yaxis_title="% of the epoch's samples",
@@ -180,21 +176,10 @@ def show_balanced(check: datalib.checks.Check) -> None:
         figure,
         key="balanced",
         name=ui.export_name(spec, [view.data.split], "sampled-class-mix"),
-        table=table,
+        table=check.table,
     )
     st.dataframe(
-        table[
-            [
-                "class",
-                "count",
-                "class_weight",
-                "epoch_without_sampler",
-                "expected_percent_with_sampler",
-                "one_epoch_low_percent",
-                "one_epoch_high_percent",
-                "epoch_with_sampler",
-            ]
-        ],
+        mix.weights_table(),
         hide_index=True,
         column_config={"class_weight": st.column_config.NumberColumn(format="%.4f")},
     )
@@ -208,7 +193,7 @@ def show_balanced(check: datalib.checks.Check) -> None:
 
 def show_loadable(check: datalib.checks.Check) -> None:
     """The entries that would break the user's ImageFolder, each with what it would do."""
-    if check.table is not None and not check.table.empty:
+    if check.evidence.entries:
         st.dataframe(check.table, hide_index=True, width="stretch")
 
 

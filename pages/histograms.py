@@ -7,6 +7,7 @@ import streamlit as st
 
 import datalib
 import datalib.checks
+import datalib.snippets
 import ui
 
 SCOPES = ["Whole split", "One class", "Current batch", "One image"]
@@ -136,4 +137,4 @@ if scope == "Whole split":
             + ", ".join(f"{s.mean:.4f}" for s in (channels or (stats,)))
             + "). Normalise every split with the **train** split's, as the model was trained:"
         )
-    st.code(datalib.checks.normalize_line(train_stats), language="python")
+    st.code(datalib.snippets.normalize_line(train_stats), language="python")

@@ -62,6 +62,8 @@ def test_verdicts_examples_and_code_on_tiny_data(tiny_root, monkeypatch):
     assert "Example 1: within test" in texts(app)
     assert grid_captions(app)[4] == "test #4: 4"
     assert f"datasets.MNIST(\n    {str(tiny_root)!r}, train=True" in code_box(app)
+    # summaries are plain text, shown as typed: no Markdown left visible in them
+    assert not [m.value for m in app.main.markdown if "\\`" in m.value]
 
 
 def test_verdicts_and_facts_on_real_mnist(real_root, monkeypatch):

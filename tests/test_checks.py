@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision import transforms
 
 import datalib
-from datalib import checks
+from datalib import checks, duplicates, sampling, snippets
 from tests.conftest import REAL_TRAIN_COUNTS as TRAIN_COUNTS
 from tests.conftest import SORTED_LABELS, run_cli, write_idx
 
@@ -89,7 +89,7 @@ def test_channel_statistics_work_for_three_channels():
     stats = datalib.PixelStats(counts).channels
     assert [s.mean for s in stats] == pytest.approx([0.0, 0.5, 0.2])
     assert [s.std for s in stats] == pytest.approx([0.0, 0.5, 0.0])
-    assert checks.normalize_line(stats) == (
+    assert snippets.normalize_line(stats) == (
         "transforms.Normalize((0.0000, 0.5000, 0.2000), (0.0000, 0.5000, 0.0000))"
     )
     constant = checks.check_normalized(stats)
@@ -102,7 +102,7 @@ def test_normalized_passes_for_mean_0_std_1():
 
 
 def test_label_mixing_by_hand():
-    mixing = checks.label_mixing(np.array([0, 0, 1, 1, 2, 2]), batch_size=2, num_classes=3)
+    mixing = sampling.label_mixing(np.array([0, 0, 1, 1, 2, 2]), batch_size=2, num_classes=3)
     assert mixing.runs == 3 and mixing.longest_run == 2
     assert mixing.classes_per_batch == 1.0 and mixing.single_class_batches == 3
     # Random order: 1 + 5 - (2 + 2 + 2) / 6 = 5 runs; a class misses a batch of 2 with
@@ -111,7 +111,7 @@ def test_label_mixing_by_hand():
     assert mixing.expected_classes_per_batch == pytest.approx(1.8)
     assert mixing.score == pytest.approx(1 / 1.8)
     # A partial last batch: 5 labels in batches of 2 and 2 and 1.
-    partial = checks.label_mixing(np.array([0, 1, 0, 1, 0]), batch_size=2, num_classes=2)
+    partial = sampling.label_mixing(np.array([0, 1, 0, 1, 0]), batch_size=2, num_classes=2)
     assert partial.batches == 3 and partial.runs == 5
     # batches of 2 from (3 zeros, 2 ones): P(no 0) = 1/10, P(no 1) = 3/10; a batch of 1 holds 1.
     assert partial.expected_classes_per_batch == pytest.approx((2 * (2 - 0.4) + 1) / 3)
@@ -138,7 +138,7 @@ def test_class_sorted_data_with_shuffle_is_not_sorted(sorted_root):
     assert shuffled.verdict != "fail"
     data = datalib.load("mnist", "train", sorted_root)
     order = datalib.sample_order(40, True, 0).numpy()
-    expected = checks.label_mixing(data.labels[order], 4, 10)
+    expected = sampling.label_mixing(data.labels[order], 4, 10)
     assert shuffled.facts["label_runs"] == expected.runs
     # Order of the test split does not change test metrics: never a fail there.
     test = checks.checklist(
@@ -192,9 +192,9 @@ def test_duplicate_groups_by_hand(tmp_path):
         write_idx(raw / f"{prefix}-images-idx3-ubyte", np.repeat(values, 4).reshape(6, 2, 2))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.zeros(6, dtype=np.uint8))
     data = datalib.load("mnist", "train", tmp_path)
-    groups = [g.tolist() for g in checks.duplicate_groups(data)]
+    groups = [g.tolist() for g in duplicates.duplicate_groups(data)]
     assert groups == [[0, 2, 5], [1, 4]]
-    assert checks.pixel_keys(data).duplicates == 3
+    assert duplicates.pixel_keys(data).duplicates == 3
 
 
 def test_balance_on_tiny_data(tiny_root):
@@ -229,12 +229,12 @@ def test_imbalanced_data_fails_and_the_sampler_balances_it(imbalanced_root):
 def test_weighted_order_is_what_the_sampler_draws(imbalanced_root, seed):
     data = datalib.load("mnist", "train", imbalanced_root)
     sampler = WeightedRandomSampler(
-        checks.sample_weights(data),
+        sampling.sample_weights(data),
         num_samples=len(data),
         replacement=True,
         generator=torch.Generator().manual_seed(seed),
     )
-    assert checks.weighted_order(data, seed).tolist() == list(sampler)
+    assert sampling.weighted_order(data, seed).tolist() == list(sampler)
 
 
 def test_weighted_order_is_what_a_dataloader_with_the_sampler_yields(imbalanced_root):
@@ -249,7 +249,7 @@ def test_weighted_order_is_what_a_dataloader_with_the_sampler_yields(imbalanced_
     loader = DataLoader(dataset, batch_size=64, sampler=sampler, drop_last=True)
     labels = torch.cat([batch_labels for _, batch_labels in loader])
     settings = datalib.LoaderSettings(batch_size=64, seed=3, drop_last=True)
-    order = checks.epoch_order(data, settings, "weighted")
+    order = sampling.epoch_order(data, settings, "weighted")
     assert labels.tolist() == data.labels[order].tolist()
     assert len(order) == 3800 // 64 * 64
 
@@ -302,10 +302,30 @@ def test_labels_outside_the_classes_say_the_file_is_damaged(tiny_root):
         checks.checklist("mnist", root=tiny_root)
 
 
-def test_split_results_are_computed_once_per_split(tiny_root):
+def test_a_second_checklist_on_a_split_groups_and_draws_nothing_again(tiny_root, monkeypatch):
+    """Duplicate groups and the sampler's draws are kept with the split, per seed."""
+    settings = datalib.LoaderSettings(4, seed=3)
+    first = checks.checklist("mnist", settings=settings, sampler="weighted", root=tiny_root)
     data = datalib.load("mnist", "train", tiny_root)
-    assert checks.pixel_keys(data) is checks.pixel_keys(data)
-    assert checks.weighted_order(data, 0) is checks.weighted_order(data, 0)
+    hashes = data.column("content_hash")
+    grouped, drawn = [], []
+    real_unique, real_multinomial = np.unique, torch.multinomial
+
+    def unique(values, *args, **kwargs):
+        grouped.append(values is hashes)
+        return real_unique(values, *args, **kwargs)
+
+    def multinomial(*args, **kwargs):
+        drawn.append(1)
+        return real_multinomial(*args, **kwargs)
+
+    monkeypatch.setattr(duplicates.np, "unique", unique)
+    monkeypatch.setattr(sampling.torch, "multinomial", multinomial)
+    again = checks.checklist("mnist", settings=settings, sampler="weighted", root=tiny_root)
+    assert again.as_dict() == first.as_dict()
+    assert True not in grouped and drawn == []
+    sampling.weighted_order(data, 4)  # another seed: a new draw
+    assert drawn == [1]
 
 
 def test_cli_check_json_on_tiny_data(tiny_root):
