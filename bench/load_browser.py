@@ -31,7 +31,7 @@ from playwright.async_api import async_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.machine import process_cpu_seconds, process_rss_bytes
-from bench.serving import CHROMIUM, CHROMIUM_ARGS, data_root, serving
+from bench.serving import CHROMIUM, CHROMIUM_ARGS, add_reader_options, data_root, serving
 
 DEADLINE_S = 480
 # A reader looks at a chart or a grid of digits before the next click: 4-8 s, the pace of
@@ -288,17 +288,7 @@ async def _drive(
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_browser", description=__doc__)
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument(
-        "--root", help="data root holding MNIST/raw (default: $DATALIB_ROOT, else ../shared/data)"
-    )
-    parser.add_argument(
-        "--think",
-        type=float,
-        nargs=2,
-        default=THINK_S,
-        metavar=("MIN", "MAX"),
-        help="seconds a reader waits between interactions, drawn uniformly (default 4 8)",
-    )
+    add_reader_options(parser, THINK_S)
     parser.add_argument(
         "--ramp", type=float, default=RAMP_S, help="seconds between readers' arrivals (2)"
     )

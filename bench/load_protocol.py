@@ -52,7 +52,7 @@ from websockets.exceptions import WebSocketException
 
 from bench import REPO
 from bench.machine import describe, load_average, process_cpu_seconds, process_rss_bytes
-from bench.serving import Server, data_root, serving
+from bench.serving import Server, add_reader_options, data_root, serving
 
 SESSIONS = (20, 50, 100)
 # Readers as in the browser load test: a look at a chart or a grid of digits between clicks.
@@ -643,17 +643,7 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--sessions", type=int, nargs="+", default=list(SESSIONS))
-    parser.add_argument(
-        "--root", help="data root holding MNIST/raw (default: $DATALIB_ROOT, else ../shared/data)"
-    )
-    parser.add_argument(
-        "--think",
-        type=float,
-        nargs=2,
-        default=THINK_S,
-        metavar=("MIN", "MAX"),
-        help="seconds a reader waits between interactions, drawn uniformly (default 4 8)",
-    )
+    add_reader_options(parser, THINK_S)
     parser.add_argument(
         "--ramp",
         type=float,

@@ -46,6 +46,22 @@ def data_root(given: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser().absolute()
 
 
+def add_reader_options(parser: argparse.ArgumentParser, think: tuple[float, float]) -> None:
+    """The options both load tests take: the data root, and the readers' pace."""
+    parser.add_argument(
+        "--root", help="data root holding MNIST/raw (default: $DATALIB_ROOT, else ../shared/data)"
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=think,
+        metavar=("MIN", "MAX"),
+        help="seconds a reader waits between interactions, drawn uniformly "
+        f"(default {think[0]:g} {think[1]:g})",
+    )
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:
