@@ -333,13 +333,13 @@ def _timed_next(app) -> float:
 def server_memory_row(data_root: Path, cache: Path, results: Path) -> Row:
     """Server RSS after imports, and after a browser has opened every page on the folder."""
     from bench.pages import pages
-    from bench.server import Server, chromium
+    from bench.serving import Server, chromium
 
     env_cache = os.environ.get("BATCHSCOPE_CACHE")
     os.environ["BATCHSCOPE_CACHE"] = str(cache)
     try:
         with (
-            Server("bench.preload", str(data_root), results / "server.log") as server,
+            Server(data_root, results / "server.log", module="bench.preload") as server,
             chromium() as browser,
         ):
             server.wait_healthy()
