@@ -91,7 +91,20 @@ def parser() -> argparse.ArgumentParser:
         if command in ("info", "check"):
             sub.add_argument("--json", action="store_true", help="print one JSON object")
         if command == "scan":
-            sub.add_argument("--workers", type=int, help="processes (default: every core)")
+            sub.add_argument(
+                "--workers", type=int, help="processes (default: every core; local Ray's CPUs)"
+            )
+            sub.add_argument(
+                "--engine",
+                choices=["local", "ray"],
+                default="local",
+                help="local: a process pool on this machine; ray: Ray Data tasks on a cluster",
+            )
+            sub.add_argument(
+                "--address",
+                help="with --engine ray: the cluster's head, host:port (default: $RAY_ADDRESS, "
+                "else a Ray started on this machine)",
+            )
             sub.add_argument("--download", action="store_true", help="download missing files first")
             sub.add_argument(
                 "--nice",
@@ -123,13 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "scan":
             if args.nice:
                 os.nice(args.nice)  # the workers inherit it
-            path = scan(
-                args.name,
-                args.root,
-                workers=args.workers,
-                download=args.download,
-                report=print_progress,
-            )
+            if args.engine == "ray":
+                from datalib.ray_engine import scan_on_ray
+
+                path = scan_on_ray(
+                    args.name, args.root, args.address, args.workers, args.download, print_progress
+                )
+            else:
+                path = scan(
+                    args.name,
+                    args.root,
+                    workers=args.workers,
+                    download=args.download,
+                    report=print_progress,
+                )
             print(f"{dataset_spec(args.name).title}: index in {path}")
         elif args.command == "check":
             from datalib.batches import LoaderSettings

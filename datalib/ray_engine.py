@@ -1,0 +1,236 @@
+"""The scan on a Ray cluster: `python -m datalib scan NAME --engine ray [--address ADDR]`.
+
+The same shard function as the local engine (`scan.scan_shard`: a shard of samples in, its
+Parquet file out, written where the local engine writes it), run as Ray Data tasks, one per
+shard; the driver finishes the index from the shards as the local engine does, so the table is
+the local engine's, row for row. Without an address (nor RAY_ADDRESS) it starts a Ray on this
+machine; with one it joins that cluster. Every node must see the data root and the cache
+folder at the same paths (a shared file system): checked on every node before any shard runs.
+
+Ray is imported here only, when this engine is asked for: the app and the other commands
+never load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from datalib.errors import DatalibError, ScanFailed
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+class EngineError(DatalibError):
+    """The cluster cannot run the scan: nothing answers at its address, or its nodes do not
+    see the data root or the cache folder."""
+
+
+def _reachable(address: str) -> None:
+    """One clear line when nothing answers at `address` (host:port of the Ray head)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EngineError(
+            f"{address!r} is not a Ray address: give the head node's host:port, as "
+            "`ray start --head` prints it (e.g. 10.0.0.5:6379)."
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        raise EngineError(
+            f"Nothing answers at {address} ({e.strerror or e}): start the cluster's head with "
+            "`ray start --head`, or give its address with --address or RAY_ADDRESS."
+        ) from None
+
+
+def _code_path() -> str:
+    """The folder that holds the datalib package: workers import it from there."""
+    return str(Path(__file__).resolve().parents[1])
+
+
+@contextlib.contextmanager
+def connected(address: str | None, workers: int | None) -> Iterator[str]:
+    """Ray, joined at `address` (or RAY_ADDRESS), else started on this machine with `workers`
+    CPUs (default: every core), until the block ends. Yields the dashboard's URL ("" if none)."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address not in ("auto", "local"):
+        _reachable(address.removeprefix("ray://"))
+    # Workers on every node import datalib from the same path as this process, and run one
+    # BLAS thread each, as the local engine's workers do (a thread per core each otherwise).
+    from datalib.scan import BLAS_THREADS
+
+    env_vars = {"PYTHONPATH": _code_path(), **dict.fromkeys(BLAS_THREADS, "1")}
+    runtime_env = {"env_vars": env_vars}
+    options = {"log_to_driver": False, "runtime_env": runtime_env, "logging_level": "ERROR"}
+    try:
+        if address:
+            context = ray.init(address=address, **options)
+        else:
+            context = ray.init(num_cpus=workers, include_dashboard=False, **options)
+    except Exception as e:  # noqa: BLE001 - Ray's many ways to refuse, said in one line
+        where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise EngineError(
+            f"Could not {where}: {reason}. Run the scan on one of the cluster's nodes (a Ray "
+            "driver needs a Ray node on its own machine), with the cluster's token if it has one."
+        ) from None
+    try:
+        yield getattr(context, "dashboard_url", "") or ""
+    finally:
+        ray.shutdown()
+
+
+def _node_view(token_file: str, root: str) -> dict:
+    """What one node sees: the token the driver wrote into the cache folder, whether it can
+    write there, and a digest of the data root's top-level names."""
+    import ray
+
+    seen = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+    try:
+        seen["token"] = Path(token_file).read_text()
+    except OSError as e:
+        seen["token"] = f"unreadable: {e.strerror or e}"
+    probe = Path(token_file).with_name(f".probe-{secrets.token_hex(4)}")
+    try:
+        probe.write_text("")
+        probe.unlink()
+        seen["writable"] = True
+    except OSError:
+        seen["writable"] = False
+    try:
+        seen["root"] = _listing_digest(root)
+    except OSError as e:
+        seen["root"] = f"unreadable: {e.strerror or e}"
+    return seen
+
+
+def _listing_digest(root: str) -> str:
+    return hashlib.sha256("\0".join(sorted(os.listdir(root))).encode()).hexdigest()
+
+
+def check_nodes(root: Path, cache: Path) -> int:
+    """Every alive node sees the data root (the same names in it) and the cache folder (reads
+    the token written here, and can write); returns the number of nodes. One line otherwise."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    cache.mkdir(parents=True, exist_ok=True)
+    token_file = cache / f".ray-token-{secrets.token_hex(6)}"
+    token = secrets.token_hex(16)
+    token_file.write_text(token)
+    try:
+        view = ray.remote(num_cpus=0)(_node_view)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        seen = ray.get(
+            [
+                view.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+                ).remote(str(token_file), str(root))
+                for n in nodes
+            ]
+        )
+    finally:
+        token_file.unlink(missing_ok=True)
+    digest = _listing_digest(str(root))
+    for node in seen:
+        where = f"Ray node {node['host']} ({node['node'][:8]})"
+        if node["root"] != digest:
+            raise EngineError(
+                f"{where} does not see the data root {root} as this machine does "
+                f"({'missing or ' if 'unreadable' in node['root'] else ''}other files): put the "
+                "data root on storage every node mounts at the same path."
+            )
+        if node["token"] != token or not node["writable"]:
+            raise EngineError(
+                f"{where} does not share the cache folder {cache} with this machine (or cannot "
+                "write to it): set BATCHSCOPE_CACHE to a folder on storage every node mounts at "
+                "the same path."
+            )
+    return len(seen)
+
+
+def _scan_shards(batch: dict) -> dict:
+    """Ray Data's map over shard tasks: each one through the local engine's shard function."""
+    from datalib.scan import scan_shard
+
+    rows = [
+        scan_shard(str(name), str(root), list(sources), list(classes), str(path))[0]
+        for name, root, sources, classes, path in zip(
+            batch["name"],
+            batch["root"],
+            batch["sources"],
+            batch["classes"],
+            batch["path"],
+            strict=True,
+        )
+    ]
+    return {"path": batch["path"], "rows": rows}
+
+
+def runner() -> Callable[[list[tuple], Callable], None]:
+    """The `runner` for `scan.scan`: every queued shard as one Ray Data task, results reported
+    as they come (the terminal's progress), on the Ray this process is connected to."""
+
+    def run(tasks: list[tuple], advance: Callable) -> None:
+        if not tasks:
+            return
+        import ray
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        items = [
+            {"name": n, "root": r, "sources": s, "classes": c, "path": p} for n, r, s, c, p in tasks
+        ]
+        shards = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _scan_shards,
+            batch_size=1,
+            batch_format="numpy",
+        )  # Ray retries a task whose worker or node died; a shard that raises is an error
+        try:
+            for row in shards.iter_rows():
+                advance((int(row["rows"]), None, None), str(row["path"]))
+        except ray.exceptions.RayError as e:  # a shard's own error, after Ray's retries
+            cause = getattr(e, "cause", None) or e
+            if isinstance(cause, DatalibError):
+                raise cause from None
+            raise ScanFailed(
+                f"A shard failed on the cluster: {str(cause).splitlines()[-1]}"
+            ) from None
+
+    return run
+
+
+def scan_on_ray(
+    name: str,
+    root: str | None,
+    address: str | None,
+    workers: int | None,
+    download: bool,
+    report: Callable,
+) -> Path:
+    """`scan.scan` with every shard a Ray Data task: on the cluster at `address` (or
+    RAY_ADDRESS), else on a Ray started here; the nodes checked first."""
+    from datalib.formats.download import check_root
+    from datalib.index import dataset_dir
+    from datalib.paths import data_root
+    from datalib.registry import dataset_spec
+    from datalib.scan import scan
+
+    spec = dataset_spec(name)
+    root_path = data_root(root)
+    check_root(root_path, create=download and root is None)
+    with connected(address, workers) as dashboard:
+        nodes = check_nodes(root_path, dataset_dir(spec, root_path))
+        where = f"; dashboard at http://{dashboard}" if dashboard else ""
+        print(f"ray: {nodes} node{'s' if nodes != 1 else ''}{where}", file=sys.stderr, flush=True)
+        return scan(name, root, download=download, report=report, runner=runner())

@@ -1,0 +1,306 @@
+"""The scan on a real two-node Ray cluster started on this machine (`ray start --head` and a
+second `ray start --address ...`, one CPU each): the same table as the local engine, a worker
+node killed mid-scan, an address where nothing answers. The cluster is stopped afterwards:
+only the processes these tests started."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from bench.serving import free_port
+from tests.conftest import run_cli, write_folder
+
+pytest.importorskip("ray")
+
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+START = ["--num-cpus=1", "--disable-usage-stats", "--block"]
+
+
+def ray_env(work: Path) -> dict[str, str]:
+    """Token authentication, Ray's default, with a token of this test's own (never the
+    user's ~/.ray/auth_token): for the nodes and for every client of the cluster."""
+    token = work / "auth_token"
+    if not token.exists():
+        token.write_text(secrets.token_hex(32))
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def _start(*args: str, log: Path, hide: Path | None = None) -> subprocess.Popen:
+    """`ray start ARGS --block`; with `hide`, in a mount namespace of its own where an empty
+    file system covers that folder: a node that does not see it."""
+    command = [*RAY, "start", *args, *START]
+    if hide is not None:
+        command = [
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            f'mount -t tmpfs tmpfs "{hide}" && exec "$@"', "node", *command,
+        ]  # fmt: skip
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            command,
+            env=ray_env(log.parent),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped whole, and only it
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _alive_nodes(address: str, work: Path) -> int:
+    code = (
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code],
+        env=ray_env(work),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return int(answer.stdout.split()[-1]) if answer.returncode == 0 and answer.stdout else 0
+
+
+class Cluster:
+    """A head and one worker node on this machine, one CPU each."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        # Unix socket paths must stay short: a temp folder of its own under /tmp.
+        self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+        head_args = [
+            "--head",
+            f"--port={self.port}",
+            "--include-dashboard=false",
+            f"--temp-dir={self.temp}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+        ]
+        self.head = _start(*head_args, log=work / "head.log")
+        self.worker: subprocess.Popen | None = None
+
+    def add_worker(self, hide: Path | None = None) -> None:
+        args = [
+            f"--address={self.address}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+        ]
+        self.worker = _start(*args, log=self.work / "worker.log", hide=hide)
+
+    def wait_for(self, nodes: int, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _alive_nodes(self.address, self.work) == nodes:
+                return
+            time.sleep(1)
+        logs = "\n".join(p.read_text()[-1500:] for p in self.work.glob("*.log"))
+        raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes:\n{logs}")
+
+    def stop(self) -> None:
+        for process in (self.worker, self.head):
+            if process is not None:
+                _stop(process)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path_factory.mktemp("ray"))
+    try:
+        cluster.add_worker()
+        cluster.wait_for(2)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def scan_process(
+    name: str, root: Path, cache: Path, *args: str, work: Path | None = None
+) -> subprocess.Popen:
+    env = ray_env(work) if work else {**os.environ}
+    return subprocess.Popen(
+        [sys.executable, "-m", "datalib", "scan", name, "--root", str(root), *args],
+        env={**env, "BATCHSCOPE_CACHE": str(cache)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def index_tables(cache: Path) -> dict[str, object]:
+    """Every table of the one index under `cache`, by file name."""
+    (index,) = cache.glob("datasets/*/index-*")
+    return {p.name: pq.read_table(p) for p in sorted(index.glob("*.parquet"))}
+
+
+def assert_same_index(local: Path, ray: Path) -> None:
+    a, b = index_tables(local), index_tables(ray)
+    assert a.keys() == b.keys() and any(name.startswith("samples-") for name in a)
+    for name in a:
+        assert a[name].equals(b[name]), f"{name} differs"
+    # The same index key: the same shards, listing and classes.
+    assert [p.name for p in local.glob("datasets/*/index-*")] == [
+        p.name for p in ray.glob("datasets/*/index-*")
+    ]
+
+
+def test_the_table_from_a_two_node_cluster_is_the_local_table(cluster, tmp_path):
+    root = write_folder(tmp_path / "data", classes=3, per_class=700)
+    local = scan_process("folder:shapes", root, tmp_path / "local")
+    assert local.wait(timeout=300) == 0, local.stderr.read()
+    ray = scan_process(
+        "folder:shapes",
+        root,
+        tmp_path / "ray",
+        "--engine",
+        "ray",
+        "--address",
+        cluster.address,
+        work=cluster.work,
+    )
+    assert ray.wait(timeout=300) == 0, ray.stderr.read()
+    assert "ray: 2 nodes" in ray.stderr.read()
+    assert_same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def write_photos(root: Path, images: int, side: int = 256) -> Path:
+    """`root/photos/<class>/<i>.jpg`: noisy colour JPEGs, slow enough to decode that a scan
+    of them lasts a few seconds on two CPUs."""
+    rng = np.random.default_rng(1)
+    for i in range(images):
+        folder = root / "photos" / f"class{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:05}.jpg", quality=95)
+    return root
+
+
+def test_a_worker_node_killed_mid_scan_leaves_a_complete_equal_table(tmp_path):
+    root = write_photos(tmp_path / "data", 3000)
+    local = scan_process("folder:photos", root, tmp_path / "local")
+    assert local.wait(timeout=300) == 0, local.stderr.read()
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.add_worker()
+        cluster.wait_for(2)
+        scan = scan_process(
+            "folder:photos",
+            root,
+            tmp_path / "ray",
+            "--engine",
+            "ray",
+            "--address",
+            cluster.address,
+            work=cluster.work,
+        )
+        shards = tmp_path / "ray"
+        deadline = time.monotonic() + 120
+        # Mid-scan: the first shard is written, the scan still runs.
+        while not list(shards.glob("datasets/*/shards/*.parquet")):
+            assert scan.poll() is None, scan.stderr.read()
+            assert time.monotonic() < deadline, "no shard written within 2 minutes"
+            time.sleep(0.05)
+        written = len(list(shards.glob("datasets/*/shards/*.parquet")))
+        assert scan.poll() is None, "the scan ended before the worker node could be killed"
+        _stop(cluster.worker)  # the node's raylet and its workers, mid-task
+        assert scan.wait(timeout=300) == 0, scan.stderr.read()
+        total = len(list(shards.glob("datasets/*/shards/*.parquet")))
+        assert written < total  # shards were still to come when the node died
+    finally:
+        cluster.stop()
+    assert_same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def test_an_address_where_nothing_answers_is_refused_in_one_line(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("BATCHSCOPE_CACHE", str(tmp_path / "cache"))
+    result = run_cli(
+        "scan",
+        "mnist",
+        "--root",
+        tiny_root,
+        "--engine",
+        "ray",
+        "--address",
+        f"127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Nothing answers at 127.0.0.1:")
+    assert "ray start --head" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not list((tmp_path / "cache").glob("**/index-*"))  # no table, partial or whole
+
+
+@pytest.mark.parametrize("hidden", ["data root", "cache folder"])
+def test_a_node_that_does_not_see_the_storage_is_named_in_one_line(hidden, tiny_root, tmp_path):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("hiding a folder from one node needs root and unshare")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.add_worker(hide=tiny_root if hidden == "data root" else cache)
+        cluster.wait_for(2)
+        scan = scan_process(
+            "mnist",
+            tiny_root,
+            cache,
+            "--engine",
+            "ray",
+            "--address",
+            cluster.address,
+            work=tmp_path,
+        )
+        scan.wait(timeout=120)
+        result = subprocess.CompletedProcess(scan.args, scan.returncode, "", scan.stderr.read())
+    finally:
+        cluster.stop()
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: Ray node ")
+    assert f"does not {'see the data root' if hidden == 'data root' else 'share the cache'}" in (
+        result.stderr
+    )
+    assert not list(cache.glob("**/index-*")) and not list(cache.glob("**/*.parquet"))
+
+
+def test_the_other_commands_never_import_ray(tiny_root, tmp_path):
+    code = (
+        "import sys; from datalib.__main__ import main; "
+        f"assert main(['info', 'mnist', '--root', {str(tiny_root)!r}]) == 0; "
+        "assert 'ray' not in sys.modules, 'ray was imported'"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "BATCHSCOPE_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
