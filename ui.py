@@ -357,8 +357,8 @@ def _renumbered(
         )
     moved = min(k, last)
     if moved == k and new_size == size:
-        return moved, f"Now {new_title}: batch {k:,} of its own loader (0 to {last:,})."
-    where = f"{new_title} with batch_size {new_size}"
+        return moved, f"Now {md(new_title)}: batch {k:,} of its own loader (0 to {last:,})."
+    where = f"{md(new_title)} with batch_size {new_size}"
     if moved == k:
         return moved, f"Now {where}: batch {k:,} of its loader (0 to {last:,})."
     return moved, (

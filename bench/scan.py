@@ -130,7 +130,9 @@ def scan_folder(data_root: Path, cache: Path, *options: str) -> dict:
     """`python -m datalib scan folder:synthetic [OPTIONS]` into an empty cache: wall seconds,
     images, the process tree's peak RSS (sampled every 50 ms)."""
     shutil.rmtree(cache, ignore_errors=True)
-    env = os.environ | {"BATCHSCOPE_CACHE": str(cache)}
+    # The Ray row measures a Ray started by the command here, never a cluster RAY_ADDRESS names.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["BATCHSCOPE_CACHE"] = str(cache)
     command = [sys.executable, "-m", "datalib", "scan", f"folder:{NAME}", "--root", str(data_root)]
     command += options
     start = time.perf_counter()
@@ -169,8 +171,11 @@ def scan_rows(data_root: Path, cache: Path) -> tuple[list[Row], dict]:
     _progress("scan...")
     scan = scan_folder(data_root, cache)
     _progress("scan on Ray (started here by the command)...")
-    on_ray = scan_folder(data_root, cache.with_name(cache.name + "-ray"), "--engine", "ray")
-    shutil.rmtree(cache.with_name(cache.name + "-ray"), ignore_errors=True)
+    ray_cache = cache.with_name(cache.name + "-ray")
+    try:
+        on_ray = scan_folder(data_root, ray_cache, "--engine", "ray")
+    finally:
+        shutil.rmtree(ray_cache, ignore_errors=True)
     floor = floor_n / floor_s
     loader = loader_n / loader_s
     rate = scan["images"] / scan["seconds"]

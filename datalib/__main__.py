@@ -92,7 +92,9 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--json", action="store_true", help="print one JSON object")
         if command == "scan":
             sub.add_argument(
-                "--workers", type=int, help="processes (default: every core; local Ray's CPUs)"
+                "--workers",
+                type=int,
+                help="processes (default: every core); with --engine ray, a local Ray's CPUs",
             )
             sub.add_argument(
                 "--engine",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from datalib.errors import DatalibError, ScanFailed
+from datalib.errors import DatalibError, DataRootError, ScanFailed
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -33,7 +34,8 @@ class EngineError(DatalibError):
 
 
 def _reachable(address: str) -> None:
-    """One clear line when nothing answers at `address` (host:port of the Ray head)."""
+    """One clear line unless a Ray head answers at `address` (host:port): nothing listening,
+    or something that does not speak gRPC there (the dashboard's port, a web server)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise EngineError(
@@ -41,13 +43,28 @@ def _reachable(address: str) -> None:
             "`ray start --head` prints it (e.g. 10.0.0.5:6379)."
         )
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
+        with socket.create_connection(
+            (host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S
+        ) as s:
+            s.settimeout(CONNECT_TIMEOUT_S)
+            s.sendall(HTTP2_PREFACE)
+            answer = s.recv(9)
     except OSError as e:
         raise EngineError(
             f"Nothing answers at {address} ({e.strerror or e}): start the cluster's head with "
             "`ray start --head`, or give its address with --address or RAY_ADDRESS."
         ) from None
+    if len(answer) < 9 or answer[3] != SETTINGS_FRAME:
+        raise EngineError(
+            f"{address} answers, but not as a Ray cluster's head: give the port "
+            "`ray start --head` printed (6379 unless set), not the dashboard's or another "
+            "server's."
+        )
+
+
+# A gRPC server (the head's GCS) answers HTTP/2's client preface with a SETTINGS frame.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS_FRAME = 4
 
 
 def _code_path() -> str:
@@ -59,11 +76,14 @@ def _code_path() -> str:
 def connected(address: str | None, workers: int | None) -> Iterator[str]:
     """Ray, joined at `address` (or RAY_ADDRESS), else started on this machine with `workers`
     CPUs (default: every core), until the block ends. Yields the dashboard's URL ("" if none)."""
-    import ray
-
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address not in ("auto", "local"):
-        _reachable(address.removeprefix("ray://"))
+        _reachable(address)
+    import ray
+
+    # Ray Data's own notices (progress bars off, a dataset finished) would break the
+    # terminal's progress lines: only its errors are shown.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     # Workers on every node import datalib from the same path as this process, and run one
     # BLAS thread each, as the local engine's workers do (a thread per core each otherwise).
     from datalib.scan import BLAS_THREADS
@@ -123,10 +143,16 @@ def check_nodes(root: Path, cache: Path) -> int:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    cache.mkdir(parents=True, exist_ok=True)
     token_file = cache / f".ray-token-{secrets.token_hex(6)}"
     token = secrets.token_hex(16)
-    token_file.write_text(token)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token)
+    except OSError as e:
+        raise DataRootError(
+            f"Cannot write to the cache folder {cache} ({e.strerror or e}): set BATCHSCOPE_CACHE "
+            "to a folder this user can write, on storage every node mounts."
+        ) from None
     try:
         view = ray.remote(num_cpus=0)(_node_view)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -159,21 +185,55 @@ def check_nodes(root: Path, cache: Path) -> int:
 
 
 def _scan_shards(batch: dict) -> dict:
-    """Ray Data's map over shard tasks: each one through the local engine's shard function."""
+    """Ray Data's map over shard tasks: each one through the local engine's shard function.
+    A file the driver listed that this node cannot find fails the scan (its shard removed):
+    the node does not see the data. An error the user must read comes back as data (Ray
+    would wrap it past recognition): its kind and message."""
     from datalib.scan import scan_shard
 
-    rows = [
-        scan_shard(str(name), str(root), list(sources), list(classes), str(path))[0]
-        for name, root, sources, classes, path in zip(
-            batch["name"],
-            batch["root"],
-            batch["sources"],
-            batch["classes"],
-            batch["path"],
-            strict=True,
+    rows, kinds, messages = [], [], []
+    for name, root, sources, classes, path in zip(
+        batch["name"], batch["root"], batch["sources"], batch["classes"], batch["path"], strict=True
+    ):
+        try:
+            count, table, _ = scan_shard(
+                str(name), str(root), list(sources), list(classes), str(path)
+            )
+            reasons = table.column("reason").to_pylist()
+            if GONE in reasons:  # listed by the driver, absent here: this node lacks the data
+                Path(str(path)).unlink(missing_ok=True)  # never a shard read as finished
+                missing = sources[reasons.index(GONE)]
+                raise EngineError(
+                    f"Ray node {socket.gethostname()} does not see {missing} under the data root "
+                    f"{root}: put the data root on storage every node mounts at the same path."
+                )
+            rows.append(count)
+            kinds.append("")
+            messages.append("")
+        except DatalibError as e:
+            rows.append(0)
+            kinds.append("datalib")
+            messages.append(str(e))
+        except OSError as e:
+            rows.append(0)
+            kinds.append(f"os:{e.errno or 0}")
+            messages.append(f"{e.strerror or e} ({e.filename or path})")
+    return {"path": batch["path"], "rows": rows, "kind": kinds, "message": messages}
+
+
+GONE = "cannot be read: No such file or directory"  # what the readers say of a missing file
+
+
+def _raise(kind: str, message: str) -> None:
+    """The error a shard sent back, as the local engine would raise it."""
+    if kind == "os:28":  # ENOSPC
+        raise ScanFailed(
+            f"A disk is full (no space left on device: {message}): the scan stopped and wrote no "
+            "index. Free some space; the next scan resumes from the finished shards."
         )
-    ]
-    return {"path": batch["path"], "rows": rows}
+    if kind.startswith("os:"):
+        raise ScanFailed(f"The scan stopped on a Ray node: {message}.")
+    raise ScanFailed(message)
 
 
 def runner() -> Callable[[list[tuple], Callable], None]:
@@ -195,17 +255,24 @@ def runner() -> Callable[[list[tuple], Callable], None]:
             _scan_shards,
             batch_size=1,
             batch_format="numpy",
+            # Two tasks a CPU: the next shard's task is ready when one ends, so a worker never
+            # waits on Ray's scheduling between two shards.
+            num_cpus=0.5,
         )  # Ray retries a task whose worker or node died; a shard that raises is an error
         try:
             for row in shards.iter_rows():
+                if row["kind"]:
+                    _raise(str(row["kind"]), str(row["message"]))
                 advance((int(row["rows"]), None, None), str(row["path"]))
-        except ray.exceptions.RayError as e:  # a shard's own error, after Ray's retries
-            cause = getattr(e, "cause", None) or e
-            if isinstance(cause, DatalibError):
-                raise cause from None
-            raise ScanFailed(
-                f"A shard failed on the cluster: {str(cause).splitlines()[-1]}"
-            ) from None
+        except ray.exceptions.RayError as e:  # Ray's own failure, after its retries
+            ray.shutdown()
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            raise ScanFailed(f"The scan failed on the Ray cluster: {reason}") from None
+        except BaseException:
+            # A shard's error or Ctrl-C: this job's tasks end with the driver, before the scan
+            # clears temp files and releases its lock (the next scan resumes from the shards).
+            ray.shutdown()
+            raise
 
     return run
 

@@ -63,9 +63,7 @@ JPEG_QUALITY = 85
 PHASH_SIDE = 32
 CHUNK_PIXELS, CHUNK_MAX = 1 << 21, 512  # images described at once: pixels, count
 IN_PROCESS_BELOW = 4096  # images to read, below which no worker processes start ...
-IN_PROCESS_BYTES = (
-    64 << 20
-)  # ... unless their files hold this much  # fewer samples to read than this: no worker processes
+IN_PROCESS_BYTES = 64 << 20  # ... unless their files hold this much
 STATUS_EVERY = 0.5  # seconds between status writes
 LOG_EVERY = 5.0  # seconds between progress lines in a log (not a terminal)
 TEMP_PREFIX = ".tmp-"

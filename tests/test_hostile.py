@@ -77,6 +77,15 @@ def test_markdown_in_folder_and_class_names_is_escaped(tmp_path, monkeypatch):
     assert "&lt;b&gt;" in json.dumps(figure) and "<b>b" not in json.dumps(figure["data"])
 
 
+def test_the_batch_renumbering_notice_shows_a_folder_name_as_text():
+    import ui
+
+    hostile = "folder:[Sign in](https://evil.example) train"
+    for size in (10, 20):  # same batch_size, and another one
+        _, note = ui._renumbered((("MNIST train", 10, True), 3), (hostile, size, True), 2, 30)
+        assert "](https" not in note and "folder\\:\\[Sign in\\]" in note
+
+
 def test_a_fifo_swapped_in_is_refused_at_once(tmp_path):
     root = write_folder(tmp_path, classes=1, per_class=3)
     path = root / "shapes" / "class0" / "0001.png"

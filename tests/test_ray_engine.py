@@ -24,8 +24,6 @@ from PIL import Image
 from bench.serving import free_port
 from tests.conftest import run_cli, write_folder
 
-pytest.importorskip("ray")
-
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 START = ["--num-cpus=1", "--disable-usage-stats", "--block"]
 
@@ -155,6 +153,18 @@ def scan_process(
     )
 
 
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """Its exit status and stderr, read as it runs (a full pipe never stalls it); killed if it
+    outlives `timeout`."""
+    try:
+        _, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"still running after {timeout:g} s:\n{err[-2000:]}")
+    return process.returncode, err
+
+
 def index_tables(cache: Path) -> dict[str, object]:
     """Every table of the one index under `cache`, by file name."""
     (index,) = cache.glob("datasets/*/index-*")
@@ -174,8 +184,8 @@ def assert_same_index(local: Path, ray: Path) -> None:
 
 def test_the_table_from_a_two_node_cluster_is_the_local_table(cluster, tmp_path):
     root = write_folder(tmp_path / "data", classes=3, per_class=700)
-    local = scan_process("folder:shapes", root, tmp_path / "local")
-    assert local.wait(timeout=300) == 0, local.stderr.read()
+    code, err = finish(scan_process("folder:shapes", root, tmp_path / "local"))
+    assert code == 0, err
     ray = scan_process(
         "folder:shapes",
         root,
@@ -186,8 +196,9 @@ def test_the_table_from_a_two_node_cluster_is_the_local_table(cluster, tmp_path)
         cluster.address,
         work=cluster.work,
     )
-    assert ray.wait(timeout=300) == 0, ray.stderr.read()
-    assert "ray: 2 nodes" in ray.stderr.read()
+    code, err = finish(ray)
+    assert code == 0, err
+    assert "ray: 2 nodes" in err
     assert_same_index(tmp_path / "local", tmp_path / "ray")
 
 
@@ -205,8 +216,8 @@ def write_photos(root: Path, images: int, side: int = 256) -> Path:
 
 def test_a_worker_node_killed_mid_scan_leaves_a_complete_equal_table(tmp_path):
     root = write_photos(tmp_path / "data", 3000)
-    local = scan_process("folder:photos", root, tmp_path / "local")
-    assert local.wait(timeout=300) == 0, local.stderr.read()
+    code, err = finish(scan_process("folder:photos", root, tmp_path / "local"))
+    assert code == 0, err
     cluster = Cluster(tmp_path)
     try:
         cluster.add_worker()
@@ -225,13 +236,16 @@ def test_a_worker_node_killed_mid_scan_leaves_a_complete_equal_table(tmp_path):
         deadline = time.monotonic() + 120
         # Mid-scan: the first shard is written, the scan still runs.
         while not list(shards.glob("datasets/*/shards/*.parquet")):
-            assert scan.poll() is None, scan.stderr.read()
-            assert time.monotonic() < deadline, "no shard written within 2 minutes"
+            assert scan.poll() is None, finish(scan)[1]
+            if time.monotonic() > deadline:
+                scan.kill()
+                pytest.fail("no shard written within 2 minutes")
             time.sleep(0.05)
         written = len(list(shards.glob("datasets/*/shards/*.parquet")))
         assert scan.poll() is None, "the scan ended before the worker node could be killed"
         _stop(cluster.worker)  # the node's raylet and its workers, mid-task
-        assert scan.wait(timeout=300) == 0, scan.stderr.read()
+        code, err = finish(scan)
+        assert code == 0, err
         total = len(list(shards.glob("datasets/*/shards/*.parquet")))
         assert written < total  # shards were still to come when the node died
     finally:
@@ -254,7 +268,7 @@ def test_an_address_where_nothing_answers_is_refused_in_one_line(tiny_root, tmp_
     assert result.returncode == 1
     assert result.stderr.startswith("error: Nothing answers at 127.0.0.1:")
     assert "ray start --head" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert not list((tmp_path / "cache").glob("**/index-*"))  # no table, partial or whole
+    assert not (tmp_path / "cache").exists()  # nothing written: no table, partial or whole
 
 
 @pytest.mark.parametrize("hidden", ["data root", "cache folder"])
@@ -277,8 +291,8 @@ def test_a_node_that_does_not_see_the_storage_is_named_in_one_line(hidden, tiny_
             cluster.address,
             work=tmp_path,
         )
-        scan.wait(timeout=120)
-        result = subprocess.CompletedProcess(scan.args, scan.returncode, "", scan.stderr.read())
+        code, err = finish(scan, timeout=120)
+        result = subprocess.CompletedProcess(scan.args, code, "", err)
     finally:
         cluster.stop()
     assert result.returncode == 1, result.stderr
@@ -288,6 +302,58 @@ def test_a_node_that_does_not_see_the_storage_is_named_in_one_line(hidden, tiny_
         result.stderr
     )
     assert not list(cache.glob("**/index-*")) and not list(cache.glob("**/*.parquet"))
+
+
+def test_an_address_that_is_not_a_ray_head_is_refused_in_one_line(tiny_root, tmp_path, monkeypatch):
+    """The dashboard's port, a web server: something answers, but not Ray's GCS."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_like_a_web_server() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(1024)
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    monkeypatch.setenv("BATCHSCOPE_CACHE", str(tmp_path / "cache"))
+    started = time.monotonic()
+    result = run_cli(
+        "scan", "mnist", "--root", tiny_root, "--engine", "ray", "--address", f"127.0.0.1:{port}"
+    )
+    listener.close()
+    assert result.returncode == 1 and time.monotonic() - started < 30
+    assert result.stderr == (
+        f"error: 127.0.0.1:{port} answers, but not as a Ray cluster's head: give the port "
+        "`ray start --head` printed (6379 unless set), not the dashboard's or another "
+        "server's.\n"
+    )
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_shard_whose_files_this_node_lacks_fails_and_leaves_no_shard(tmp_path):
+    """What a Ray task does on a node that misses part of the data root."""
+    from datalib.ray_engine import _scan_shards
+
+    root = write_folder(tmp_path / "data", classes=1, per_class=3)
+    (root / "shapes" / "class0" / "0001.png").unlink()  # listed by the driver, gone here
+    shard = tmp_path / "shard.parquet"
+    sources = [f"shapes/class0/{i:04}.png" for i in range(3)]
+    out = _scan_shards(
+        {
+            "name": ["folder:shapes"],
+            "root": [str(root)],
+            "sources": [sources],
+            "classes": [["class0"] * 3],
+            "path": [str(shard)],
+        }
+    )
+    assert out["kind"] == ["datalib"] and out["rows"] == [0]
+    assert "does not see shapes/class0/0001.png under the data root" in out["message"][0]
+    assert not shard.exists()
 
 
 def test_the_other_commands_never_import_ray(tiny_root, tmp_path):
