@@ -81,9 +81,6 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
         _reachable(address)
     import ray
 
-    # Ray Data's own notices (progress bars off, a dataset finished) would break the
-    # terminal's progress lines: only its errors are shown.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     # Workers on every node import datalib from the same path as this process, and run one
     # BLAS thread each, as the local engine's workers do (a thread per core each otherwise).
     from datalib.scan import BLAS_THREADS
@@ -244,7 +241,12 @@ def runner() -> Callable[[list[tuple], Callable], None]:
         if not tasks:
             return
         import ray
+        import ray.data
 
+        # Ray Data's own notices (progress bars off, a dataset finished) would break the
+        # terminal's progress lines: only its errors are shown. (Its import sets its levels.)
+        for name in ("ray.data", "ray.data._internal"):
+            logging.getLogger(name).setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
