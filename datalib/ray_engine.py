@@ -94,11 +94,13 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
         else:
             context = ray.init(num_cpus=workers, include_dashboard=False, **options)
     except Exception as e:  # noqa: BLE001 - Ray's many ways to refuse, said in one line
-        where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        if not address:
+            raise EngineError(f"Could not start Ray on this machine: {reason}.") from None
         raise EngineError(
-            f"Could not {where}: {reason}. Run the scan on one of the cluster's nodes (a Ray "
-            "driver needs a Ray node on its own machine), with the cluster's token if it has one."
+            f"Could not join the Ray cluster at {address}: {reason}. Run the scan on one of the "
+            "cluster's nodes (a Ray driver needs a Ray node on its own machine), with the "
+            "cluster's token if it has one."
         ) from None
     try:
         yield getattr(context, "dashboard_url", "") or ""
@@ -161,6 +163,12 @@ def check_nodes(root: Path, cache: Path) -> int:
                 for n in nodes
             ]
         )
+    except ray.exceptions.RayError as e:  # a node died, or cannot import datalib
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise EngineError(
+            f"A Ray node could not run the storage check ({reason}): every node needs this "
+            f"code at {_code_path()} (the same image) and must stay up."
+        ) from None
     finally:
         token_file.unlink(missing_ok=True)
     digest = _listing_digest(str(root))
