@@ -20,12 +20,14 @@ import os
 import secrets
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datalib.errors import DatalibError, DataRootError, ScanFailed
 
 CONNECT_TIMEOUT_S = 5.0
+TASK_RETRIES = 3
 
 
 class EngineError(DatalibError):
@@ -261,28 +263,33 @@ def runner() -> Callable[[list[tuple], Callable], None]:
         items = [
             {"name": n, "root": r, "sources": s, "classes": c, "path": p} for n, r, s, c, p in tasks
         ]
-        shards = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            _scan_shards,
-            batch_size=1,
-            batch_format="numpy",
-            # Two tasks a CPU: the next shard's task is ready when one ends, so a worker never
-            # waits on Ray's scheduling between two shards.
-            num_cpus=0.5,
-        )  # Ray retries a task whose worker or node died; a shard that raises is an error
+        with warnings.catch_warnings():  # Ray 2.60 names no other way to bound retries
+            warnings.simplefilter("ignore", DeprecationWarning)
+            shards = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                _scan_shards,
+                batch_size=1,
+                batch_format="numpy",
+                # Two tasks a CPU: the next shard's task is ready when one ends, so a worker
+                # never waits on Ray's scheduling between two shards.
+                num_cpus=0.5,
+                # A task whose worker or node died runs again elsewhere, a few times: a shard
+                # that kills every worker it runs on (Ray Data's default: forever) ends the scan.
+                max_retries=TASK_RETRIES,
+            )
         try:
             for row in shards.iter_rows():
                 if row["kind"]:
                     _raise(str(row["kind"]), str(row["message"]))
                 advance((int(row["rows"]), None, None), str(row["path"]))
-        except ray.exceptions.RayError as e:  # Ray's own failure, after its retries
-            ray.shutdown()
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-            raise ScanFailed(f"The scan failed on the Ray cluster: {reason}") from None
-        except BaseException:
+        except (DatalibError, KeyboardInterrupt):
             # A shard's error or Ctrl-C: this job's tasks end with the driver, before the scan
             # clears temp files and releases its lock (the next scan resumes from the shards).
             ray.shutdown()
             raise
+        except Exception as e:  # noqa: BLE001 - Ray's own failure, after its retries: one line
+            ray.shutdown()
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            raise ScanFailed(f"The scan failed on the Ray cluster: {reason}") from None
 
     return run
 
