@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import statistics
@@ -30,7 +29,8 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from bench.machine import process_cpu_seconds, process_rss_bytes
+from bench.machine import machine_cpu_seconds, process_cpu_seconds, process_rss_bytes
+from bench.report import percentile
 from bench.serving import CHROMIUM, CHROMIUM_ARGS, add_reader_options, data_root, serving
 
 DEADLINE_S = 480
@@ -41,18 +41,6 @@ RAMP_S = 2.0  # readers arrive one after another (20 within 40 s), not in the sa
 OPEN = "open the app"
 P95_TARGET_S = 2.0
 RSS_GROWTH_LIMIT = 0.10
-
-
-def percentile(ordered: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile of sorted values: the smallest with `fraction` at or below."""
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else None
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time this machine's cores have spent busy since boot (user, nice, system, irq,
-    softirq; not idle, I/O wait or time stolen by the hypervisor), seconds."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def lower_browsers(niceness: int = 10) -> None:

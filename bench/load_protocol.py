@@ -51,7 +51,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from bench import REPO
-from bench.machine import describe, load_average, process_cpu_seconds, process_rss_bytes
+from bench.machine import (
+    describe,
+    load_average,
+    machine_cpu_seconds,
+    process_cpu_seconds,
+    process_rss_bytes,
+)
+from bench.report import percentile
 from bench.serving import Server, add_reader_options, data_root, serving
 
 SESSIONS = (20, 50, 100)
@@ -432,19 +439,6 @@ async def read(number: int, url: str, pacing: Pacing, record: Record, rng: rando
         record.held += 1
     except (Unanswered, WebSocketException, OSError) as error:
         record.errors.append(f"session {number}, {step_name}: {type(error).__name__}: {error}")
-
-
-def percentile(ordered: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile of sorted values."""
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else None
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time this machine's cores have spent busy since boot (user, nice, system, irq,
-    softirq; not idle, I/O wait or steal), seconds."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _, _, irq, softirq = map(int, stat.readline().split()[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

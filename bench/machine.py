@@ -29,6 +29,14 @@ def process_rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time this machine's cores have spent busy since boot (user, nice, system, irq,
+    softirq; not idle, I/O wait or time stolen by the hypervisor), seconds."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _, _, irq, softirq = map(int, stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,11 @@ class Row:
     @property
     def verdict(self) -> str:
         return {True: "ok", False: "MISSED", None: "-"}[self.ok]
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted values: the smallest with `fraction` at or below."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else None
 
 
 def duration(seconds: float) -> str:
