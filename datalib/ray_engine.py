@@ -69,6 +69,11 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0
 SETTINGS_FRAME = 4
 
 
+def _last_line(error: BaseException) -> str:
+    """The line of an error (Ray's run to many, the cause last) a user can read."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1]
+
+
 def _code_path() -> str:
     """The folder that holds the datalib package: workers import it from there."""
     return str(Path(__file__).resolve().parents[1])
@@ -96,7 +101,7 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
         else:
             context = ray.init(num_cpus=workers, include_dashboard=False, **options)
     except Exception as e:  # noqa: BLE001 - Ray's many ways to refuse, said in one line
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        reason = _last_line(e)
         if not address:
             raise EngineError(f"Could not start Ray on this machine: {reason}.") from None
         raise EngineError(
@@ -166,7 +171,7 @@ def check_nodes(root: Path, cache: Path) -> int:
             ]
         )
     except ray.exceptions.RayError as e:  # a node died, or cannot import datalib
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        reason = _last_line(e)
         raise EngineError(
             f"A Ray node could not run the storage check ({reason}): every node needs this "
             f"code at {_code_path()} (the same image) and must stay up."
@@ -288,7 +293,7 @@ def runner() -> Callable[[list[tuple], Callable], None]:
             raise
         except Exception as e:  # noqa: BLE001 - Ray's own failure, after its retries: one line
             ray.shutdown()
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            reason = _last_line(e)
             raise ScanFailed(f"The scan failed on the Ray cluster: {reason}") from None
 
     return run

@@ -153,6 +153,13 @@ def scan_process(
     )
 
 
+def ray_scan(name: str, root: Path, cache: Path, cluster: Cluster) -> subprocess.Popen:
+    """`scan NAME --engine ray` on `cluster`, with its token."""
+    return scan_process(
+        name, root, cache, "--engine", "ray", "--address", cluster.address, work=cluster.work
+    )
+
+
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     """Its exit status and stderr, read as it runs (a full pipe never stalls it); killed if it
     outlives `timeout`."""
@@ -186,16 +193,7 @@ def test_the_table_from_a_two_node_cluster_is_the_local_table(cluster, tmp_path)
     root = write_folder(tmp_path / "data", classes=3, per_class=700)
     code, err = finish(scan_process("folder:shapes", root, tmp_path / "local"))
     assert code == 0, err
-    ray = scan_process(
-        "folder:shapes",
-        root,
-        tmp_path / "ray",
-        "--engine",
-        "ray",
-        "--address",
-        cluster.address,
-        work=cluster.work,
-    )
+    ray = ray_scan("folder:shapes", root, tmp_path / "ray", cluster)
     code, err = finish(ray)
     assert code == 0, err
     assert "ray: 2 nodes" in err
@@ -222,16 +220,7 @@ def test_a_worker_node_killed_mid_scan_leaves_a_complete_equal_table(tmp_path):
     try:
         cluster.add_worker()
         cluster.wait_for(2)
-        scan = scan_process(
-            "folder:photos",
-            root,
-            tmp_path / "ray",
-            "--engine",
-            "ray",
-            "--address",
-            cluster.address,
-            work=cluster.work,
-        )
+        scan = ray_scan("folder:photos", root, tmp_path / "ray", cluster)
         shards = tmp_path / "ray"
         deadline = time.monotonic() + 120
         # Mid-scan: the first shard is written, the scan still runs.
@@ -281,16 +270,7 @@ def test_a_node_that_does_not_see_the_storage_is_named_in_one_line(hidden, tiny_
     try:
         cluster.add_worker(hide=tiny_root if hidden == "data root" else cache)
         cluster.wait_for(2)
-        scan = scan_process(
-            "mnist",
-            tiny_root,
-            cache,
-            "--engine",
-            "ray",
-            "--address",
-            cluster.address,
-            work=tmp_path,
-        )
+        scan = ray_scan("mnist", tiny_root, cache, cluster)
         code, err = finish(scan, timeout=120)
         result = subprocess.CompletedProcess(scan.args, code, "", err)
     finally:
