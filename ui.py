@@ -29,6 +29,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import datalib
+from datalib.index import THUMB
 
 URL = "query-params"  # every input that shapes a view lives in the URL, so links reopen it
 
@@ -441,7 +442,6 @@ figcaption {
 """
 _grid = st.components.v2.component("batchscope_image_grid", js=_GRID_JS, css=_GRID_CSS)
 GRID_ROOM = 960  # pixels a grid may fill across the main column of the wide layout
-THUMB_SIDE = 32  # the index's thumbnails (datalib.scan.THUMB): smaller images are kept whole
 GRID_GAP = 8
 
 
@@ -491,7 +491,7 @@ def pixel_grid(
             "clickable": on_click is not None,
             "current": current,
             # Small images are drawn with hard pixel edges; thumbnails of big ones smoothly.
-            "pixelated": max(data.image_shape[1:]) <= THUMB_SIDE,
+            "pixelated": max(data.image_shape[1:]) <= THUMB,
         },
         key=key,
         on_clicked_change=(lambda: on_click(st.session_state[key]["clicked"]))
@@ -614,13 +614,16 @@ def chart_png(figure: go.Figure) -> bytes:
             "seconds, or use the camera icon on the chart: it saves the same picture."
         )
     try:
+        with _pngs_lock:  # drawn by the render this click waited on: not drawn again
+            if key in _pngs:
+                return _pngs[key]
         png = figure.to_image(format="png", scale=2)
+        with _pngs_lock:
+            _pngs[key] = png
+            while len(_pngs) > PNG_KEPT:
+                _pngs.popitem(last=False)
     finally:
         _png_render.release()
-    with _pngs_lock:
-        _pngs[key] = png
-        while len(_pngs) > PNG_KEPT:
-            _pngs.popitem(last=False)
     return png
 
 

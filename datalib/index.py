@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 SCAN_VERSION = 1  # bump when what a shard or an index holds changes: older ones are rescanned
+THUMB = 32  # thumbnails: longer side at most this many pixels
 CHANNEL_KINDS = ("grey", "r", "g", "b")
 OPEN_DATASETS = int(os.environ.get("BATCHSCOPE_OPEN_DATASETS", "8"))  # indexes kept open
 ROW_GROUPS_KEPT = 16  # per split: 16 x 8,192 rows of a column read on demand, at most

@@ -41,7 +41,7 @@ from datalib.errors import CorruptFile, DatalibError, DataRootError, DatasetMiss
 from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
-from datalib.index import SCAN_VERSION, as_numpy, current_index, dataset_dir, trusted
+from datalib.index import SCAN_VERSION, THUMB, as_numpy, current_index, dataset_dir, trusted
 from datalib.paths import data_root
 from datalib.registry import DatasetSpec, dataset_spec
 
@@ -58,7 +58,6 @@ FIXED_SHARD = 4096  # samples per shard of a format that keeps its images in big
 SHARD_MIN, SHARD_MAX = 256, 4096  # a folder's shards: cut where a file name's hash says
 CUT_MASK = 1023  # ... which it says once in 1024 files on average
 ROW_GROUP = 8192  # rows per row group of an index table: a look-up reads one
-THUMB = 32  # thumbnails: longer side at most this many pixels
 JPEG_QUALITY = 85
 PHASH_SIDE = 32
 CHUNK_PIXELS, CHUNK_MAX = 1 << 21, 512  # images described at once: pixels, count
