@@ -21,7 +21,6 @@ _EXPORTS = {
         "to_tensor",
     ),
     "datalib.datasets": (
-        "ScanState",
         "cache_notice",
         "download",
         "load",
@@ -43,6 +42,7 @@ _EXPORTS = {
         "UnknownDataset",
     ),
     "datalib.formats.folder": ("find_folders",),
+    "datalib.jobs": ("JobState",),
     "datalib.index": ("SplitData",),
     "datalib.paths": ("data_root",),
     "datalib.registry": ("DATASETS", "FOLDER_PREFIX", "DatasetSpec", "dataset_spec"),

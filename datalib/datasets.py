@@ -7,25 +7,19 @@ for the whole server (`start_scan`) whose progress every session reads (`scan_st
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from datalib.errors import CorruptFile
 from datalib.formats.download import check_root
 from datalib.index import Index, SplitData, dataset_dir, open_index, read_status
+from datalib.jobs import Job, JobState
 from datalib.paths import cache_folder, data_root
 from datalib.registry import dataset_spec
 
 __all__ = [
-    "ScanState",
     "cache_notice",
     "download",
     "load",
@@ -128,39 +122,8 @@ def _split(index: Index, split: str) -> SplitData:
     return data
 
 
-@dataclass(frozen=True)
-class ScanState:
-    """What a page shows while a dataset has no index: is a scan running, how far it is."""
-
-    running: bool
-    state: str
-    done: int
-    total: int
-    images_per_s: float
-    eta_s: float | None
-    error: str | None
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 0.0
-
-
-_jobs: dict[str, subprocess.Popen] = {}
-_jobs_lock = threading.Lock()
-
-
-def _running(folder: Path) -> bool:
-    """Does some process (any server, the CLI) hold this dataset's scan lock?"""
-    lock = folder / "scan.lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+def _scan_job(folder: Path) -> Job:
+    return Job(folder, "scan", status_file="status.json")  # the name scans have always written
 
 
 def start_scan(name: str, root: str | os.PathLike | None = None, *, download: bool = False) -> None:
@@ -168,52 +131,11 @@ def start_scan(name: str, root: str | os.PathLike | None = None, *, download: bo
     this server or any other process): one scan per dataset, whoever asks."""
     spec = dataset_spec(name)
     root_path = data_root(root)
-    folder = dataset_dir(spec, root_path)
-    key = str(folder)
-    with _jobs_lock:
-        job = _jobs.get(key)
-        if job is not None and job.poll() is None:
-            return
-        if _running(folder):
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "datalib", "scan", spec.name, "--root", str(root_path)]
-        command += ["--nice", str(SCAN_NICENESS)]
-        if download:
-            command.append("--download")
-        with open(folder / "scan.log", "ab") as log:
-            _jobs[key] = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=Path(__file__).resolve().parents[1],
-                start_new_session=True,  # a page's rerun or a Ctrl-C to the server does not stop it
-            )
+    command = ["scan", spec.name, "--root", str(root_path), "--nice", str(SCAN_NICENESS)]
+    _scan_job(dataset_dir(spec, root_path)).start(command + (["--download"] if download else []))
 
 
-def scan_state(name: str, root: str | os.PathLike | None = None) -> ScanState:
+def scan_state(name: str, root: str | os.PathLike | None = None) -> JobState:
     """How the dataset's scan is going, as its status file says."""
     spec = dataset_spec(name)
-    root_path = data_root(root)
-    folder = dataset_dir(spec, root_path)
-    status = read_status(spec, root_path)
-    with _jobs_lock:
-        job = _jobs.get(str(folder))
-        ours = job is not None and job.poll() is None
-    running = ours or _running(folder)
-    error = status.get("error") if status.get("state") in ("failed", "stopped") else None
-    if not running and error is None and job is not None and job.returncode not in (0, None):
-        with contextlib.suppress(OSError):
-            tail = (folder / "scan.log").read_text().strip().splitlines()[-1:]
-            error = tail[0].removeprefix("error: ") if tail else None
-        error = error or f"The scan stopped (exit code {job.returncode})."
-    return ScanState(
-        running=running,
-        state=status.get("state", "starting"),
-        done=int(status.get("done", 0)),
-        total=int(status.get("total", 0)),
-        images_per_s=float(status.get("images_per_s", 0.0)),
-        eta_s=status.get("eta_s"),
-        error=error,
-    )
+    return _scan_job(dataset_dir(spec, data_root(root))).state()
