@@ -71,11 +71,109 @@ def _print_checklist(result) -> None:
     print(result.code, end="")
 
 
+def quality(args: argparse.Namespace, report=None) -> dict | None:
+    """What `quality --json` prints: the split's model and ranked label issues, its near
+    duplicates (within it, and with the other splits) and outliers. Scans first if needed;
+    trains the model if no job has yet (or waits for the one running)."""
+    from datalib import quality
+    from datalib.quality.embedding import draw_map
+    from datalib.quality.labels import Progress
+    from datalib.quality.near import check_settings
+    from datalib.scan import scan
+
+    spec = dataset_spec(args.name)
+    check_settings(args.bits, args.difference)
+    scan(spec.name, args.root, report=report)
+    data = load(spec.name, args.split, args.root, scan_first=False)
+    if args.map_only:
+        job = quality.map_job(data.dataset)
+        job.folder.mkdir(parents=True, exist_ok=True)
+        from datalib.formats.download import file_lock
+
+        with file_lock(job.lock):
+            draw_map(data.dataset, Progress(job, lambda status: None), features=False)
+        return None
+    found = quality.find_label_issues(data, _status_line if report else None)
+    if args.labels_only:
+        return None
+    splits = [data] + [
+        load(spec.name, other, args.root, scan_first=False)
+        for other in splits_of(spec.name, args.root)
+        if other != args.split
+    ]
+    groups = quality.near_duplicates(splits, args.bits, args.difference)
+    worst = found.worst()
+    return {
+        "name": spec.name,
+        "split": args.split,
+        "model": {
+            key: found.model[key] for key in ("kind", "folds", "accuracy", "epochs", "device")
+        },
+        "label_issues": [
+            {
+                "index": int(row.index),
+                "given_label": int(row.given_label),
+                "predicted_label": int(row.predicted_label),
+                "label_quality": round(float(row.label_quality), 6),
+                "flagged": bool(row.flagged),
+            }
+            for row in worst.itertuples(index=False)
+        ],
+        "flagged": int(found.table["flagged"].sum()),
+        "near_duplicates": [g.as_dict() for g in groups.groups if args.split in g.splits],
+        "near_duplicate_settings": {"bits": args.bits, "difference": args.difference},
+        "outliers": [o.as_dict() for o in quality.outliers(data)],
+    }
+
+
+_last_status = {"state": "", "at": 0.0}
+
+
+def _status_line(status: dict) -> None:
+    """The label job's progress: a line per stage, and one every few seconds within it."""
+    import time
+
+    if status["state"] == _last_status["state"] and time.monotonic() - _last_status["at"] < 5:
+        return
+    _last_status.update(state=status["state"], at=time.monotonic())
+    eta = f", about {status['eta_s']:.0f} s left" if status.get("eta_s") else ""
+    print(
+        f"{status['state']}: {status['done']:,} of {status['total']:,} images, "
+        f"{status['images_per_s']:,.0f} images/s{eta}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _print_quality(result: dict) -> None:
+    model = result["model"]
+    print(
+        f"{result['name']} {result['split']}: {model['kind']}, accuracy "
+        f"{model['accuracy']:.2%} ({model['device']})"
+    )
+    print(f"{result['flagged']:,} labels flagged by cleanlab; the 10 worst:")
+    for issue in result["label_issues"][:10]:
+        print(
+            f"  #{issue['index']}: labelled {issue['given_label']}, the model says "
+            f"{issue['predicted_label']} (label quality {issue['label_quality']:.4f})"
+        )
+    groups = result["near_duplicates"]
+    across = [g for g in groups if len({split for split, _ in g["indices"]}) > 1]
+    print(f"{len(groups):,} near-duplicate groups, {len(across):,} of them across splits")
+    for group in groups[:10]:
+        members = ", ".join(f"{split} #{index}" for split, index in group["indices"])
+        print(f"  {members} (labels {group['labels']}, {group['distance']} bits apart)")
+    print("outliers, furthest first:")
+    for outlier in result["outliers"][:10]:
+        print(f"  #{outlier['index']}: {outlier['reason']}")
+
+
 COMMANDS = {
     "download": "put a dataset's files under the data root (needs internet)",
     "scan": "build or update a dataset's per-sample index (every core; resumes where it stopped)",
     "info": "describe a dataset: sizes, classes, class counts, pixels (scans first if needed)",
     "check": "the data-readiness checklist for a split and DataLoader: pass/warn/fail",
+    "quality": "suspicious labels (a model, cleanlab), near duplicates and outliers of a split",
 }
 
 
@@ -88,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
             "name", help=f"dataset name: {', '.join(DATASETS)}, or folder:<path under the root>"
         )
         sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
-        if command in ("info", "check"):
+        if command in ("info", "check", "quality"):
             sub.add_argument("--json", action="store_true", help="print one JSON object")
         if command == "scan":
             sub.add_argument(
@@ -114,6 +212,25 @@ def parser() -> argparse.ArgumentParser:
                 default=0,
                 help="run at this lower priority (the app's background scans use 10)",
             )
+        if command == "quality":
+            from datalib.quality.near import DEFAULT_BITS, DEFAULT_DIFFERENCE
+
+            sub.add_argument("--split", default="train", help="split to judge: train, test")
+            sub.add_argument(
+                "--bits",
+                type=int,
+                default=DEFAULT_BITS,
+                help="near duplicates: perceptual hashes at most this many bits apart",
+            )
+            sub.add_argument(
+                "--difference",
+                type=float,
+                default=DEFAULT_DIFFERENCE,
+                help="near duplicates: pixels differing by at most this share (0-1)",
+            )
+            sub.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
+            sub.add_argument("--labels-only", action="store_true", help=argparse.SUPPRESS)
+            sub.add_argument("--map-only", action="store_true", help=argparse.SUPPRESS)
         if command == "check":
             from datalib.batches import LoaderSettings
 
@@ -172,6 +289,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(result.as_dict()))
             else:
                 _print_checklist(result)
+        elif args.command == "quality":
+            if args.nice:
+                os.nice(args.nice)
+            result = quality(args, report=print_progress)
+            if result is None:
+                pass
+            elif args.json:
+                print(json.dumps(result))
+            else:
+                _print_quality(result)
         elif args.json:
             print(json.dumps(info(args.name, args.root, report=print_progress)))
         else:

@@ -18,6 +18,7 @@ from datalib.duplicates import conflicting_groups, cross_duplicates, duplicate_g
 from datalib.errors import InvalidRequest
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import SplitData
+from datalib.quality.near import near_duplicates
 from datalib.registry import DatasetSpec, dataset_spec
 from datalib.sampling import (
     class_weights,
@@ -558,6 +559,10 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
         "images_in_both_train_and_test": cross.shared,
         "test_images_also_in_train": cross.images_b,
     }
+    near = near_duplicates([train, test])
+    facts["near_duplicate_groups_across_train_and_test"] = len(near.across)
+    facts["test_images_with_a_near_copy_in_train"] = near.images_in(test.split, across=True)
+    facts["near_duplicate_settings"] = f"<= {near.bits} hash bits, <= {near.difference} pixels"
     examples: list[DuplicateExample] = []
     shown = slice(0, EXAMPLE_GROUPS)
     pairs = zip(cross.first_a[shown].tolist(), cross.first_b[shown].tolist(), strict=True)
@@ -572,7 +577,9 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
     counted = (
         f"{cross.shared:,} images are in both train and test; within the splits, "
         + ", ".join(f"{split} has {k.duplicates:,} exact duplicates" for split, k in keys.items())
-        + " (identical pixel bytes)."
+        + " (identical pixel bytes). Near duplicates (perceptual hash and pixels, the Data "
+        f"quality page): {len(near.across):,} groups across train and test, holding "
+        f"{near.images_in(test.split, across=True):,} test images."
     )
     empty = [data.split for data in splits if len(data) == 0]
     if empty:

@@ -8,6 +8,7 @@ index CURRENT names, and decodes from the source only the images it shows.
     <cache>/datasets/<dataset>-<hash>/
         shards/<key>.parquet     per-sample rows and thumbnails of one shard
         index-<key>/             samples-<split>.parquet, histograms.parquet, meta.json
+        quality-<key>/           the quality checks' pictures, model, findings (datalib.quality)
         CURRENT                  the complete index to read
         scan.lock, status.json   the scan running now, and how far it is
 """
@@ -141,6 +142,12 @@ class Index:
     def splits(self) -> tuple[str, ...]:
         return tuple(self.meta["splits"])
 
+    @property
+    def results(self) -> Path:
+        """Where what is derived from this index is kept (the quality checks' model and
+        findings): beside it, and gone with it when the dataset is scanned anew."""
+        return self.path.parent / f"quality-{self.meta['key']}"
+
     def split(self, name: str) -> SplitData:
         if name not in self.meta["splits"]:
             raise UnknownDataset(
@@ -204,6 +211,11 @@ class SplitData:
     @property
     def root(self) -> Path:
         return self._index.root
+
+    @property
+    def dataset(self) -> Index:
+        """The index this split is part of (its other splits, its results folder)."""
+        return self._index
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -42,6 +42,7 @@ from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import SCAN_VERSION, THUMB, as_numpy, current_index, dataset_dir, trusted
+from datalib.jobs import TEMP_PREFIX, Job
 from datalib.paths import data_root
 from datalib.registry import DatasetSpec, dataset_spec
 
@@ -65,7 +66,6 @@ IN_PROCESS_BELOW = 4096  # images to read, below which no worker processes start
 IN_PROCESS_BYTES = 64 << 20  # ... unless their files hold this much
 STATUS_EVERY = 0.5  # seconds between status writes
 LOG_EVERY = 5.0  # seconds between progress lines in a log (not a terminal)
-TEMP_PREFIX = ".tmp-"
 
 SHARD_COLUMNS = {
     "ok": pa.bool_(),
@@ -219,7 +219,7 @@ def _describe(
         cols[f"max_c{c}"][rows] = highs[plane]
     # Every image at 32 x 32 (area-averaged): the perceptual hash's input, the ink measure's,
     # and a square image's thumbnail.
-    small = _area_resize(planes, PHASH_SIDE)
+    small = area_resize(planes, PHASH_SIDE)
     grey = np.tensordot(LUMA, small, axes=1) if colour else small[0]
     cols["ink"][rows] = _ink(grey)
     cols["phash"][rows] = _phash(grey)
@@ -281,7 +281,7 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return _matrices[key]
 
 
-def _area_resize(planes: np.ndarray, side: int) -> np.ndarray:
+def area_resize(planes: np.ndarray, side: int) -> np.ndarray:
     """C x K x H x W uint8 planes, area-resized to C x K x side x side (float32).
 
     Where H and W are whole multiples of `side`, the area mean is a sum of strided views
@@ -476,21 +476,14 @@ class Progress:
 
 
 def _write_status(folder: Path, progress: Progress, **extra) -> None:
-    status = {
-        "state": progress.state,
-        "done": progress.done,
-        "total": progress.total,
-        "images_per_s": round(progress.rate, 1),
-        "eta_s": None if progress.eta is None else round(progress.eta, 1),
-        "pid": os.getpid(),
-        "updated": time.time(),
+    Job(folder, "scan", status_file="status.json").write_status(
+        state=progress.state,
+        done=progress.done,
+        total=progress.total,
+        images_per_s=round(progress.rate, 1),
+        eta_s=None if progress.eta is None else round(progress.eta, 1),
         **extra,
-    }
-    with contextlib.suppress(OSError):
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
-        with os.fdopen(handle, "w") as stream:
-            json.dump(status, stream)
-        os.replace(temp, folder / "status.json")
+    )
 
 
 def scan(
@@ -1015,11 +1008,16 @@ def _conform(
 
 
 def _collect(folder: Path, keep: Path, shards: dict[str, list[Shard]], grace: float = 3600) -> None:
-    """Delete older indexes and shards no index uses, once an hour old: a page may still be
-    reading one it opened before this scan finished."""
+    """Delete older indexes (and what was derived from them) and shards no index uses, once
+    an hour old: a page may still be reading one it opened before this scan finished."""
     used = {s.file for split_shards in shards.values() for s in split_shards}
+    used.add(keep.name.replace("index-", "quality-", 1))
     now = time.time()
-    for path in [*folder.glob("index-*"), *(folder / "shards").glob("*.parquet")]:
+    for path in [
+        *folder.glob("index-*"),
+        *folder.glob("quality-*"),
+        *(folder / "shards").glob("*.parquet"),
+    ]:
         if path == keep or path.name in used:
             continue
         with contextlib.suppress(OSError):

@@ -1,0 +1,188 @@
+"""Near duplicates: images whose perceptual hashes (from the index) differ in at most a few
+bits and whose pixels (grey, at the thumbnails' size: MNIST's own 28 x 28) differ by at most a small fraction: within a
+split, and across splits (a test image that is nearly a train image is a leak).
+
+The hash alone is not enough on small, simple images: many different MNIST "1"s share one
+hash exactly. So the hash finds the candidates, and the pixels decide. Candidates are found
+by multi-index hashing: split the 64 bits into `bits + 1` blocks; two hashes within `bits`
+bits agree exactly on at least one block, so only images sharing a block value are compared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from datalib.errors import InvalidRequest
+from datalib.index import SplitData
+from datalib.quality.pictures import picture_batches, picture_side
+
+__all__ = [
+    "DEFAULT_BITS",
+    "DEFAULT_DIFFERENCE",
+    "MAX_BITS",
+    "NearDuplicates",
+    "NearGroup",
+    "near_duplicates",
+]
+
+DEFAULT_BITS = 4
+MAX_BITS = 8  # beyond this, too many images share each block of the hash
+DEFAULT_DIFFERENCE = 0.10
+
+
+@dataclass(frozen=True)
+class NearGroup:
+    """Images linked by near-duplicate pairs (a pair's images, or a chain of them)."""
+
+    members: tuple[tuple[str, int], ...]  # (split, index), in split then index order
+    labels: tuple[int, ...]
+    names: tuple[str, ...]  # the labels' class names
+    bits: int  # the most hash bits any linked pair differs in
+    difference: float  # the largest pixel difference of a linked pair (0: identical)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(split for split, _ in self.members))
+
+    @property
+    def conflicting(self) -> bool:
+        """Do its images carry different labels?"""
+        return len(set(self.names)) > 1
+
+    def as_dict(self) -> dict:
+        return {
+            "indices": [[split, index] for split, index in self.members],
+            "labels": list(self.labels),
+            "distance": self.bits,
+            "pixel_difference": round(self.difference, 4),
+        }
+
+
+@dataclass(frozen=True)
+class NearDuplicates:
+    """Every near-duplicate group of some splits, and what they add up to."""
+
+    splits: tuple[str, ...]
+    bits: int
+    difference: float
+    groups: tuple[NearGroup, ...]  # across splits first, then labels that disagree, larger first
+
+    def within(self, split: str) -> list[NearGroup]:
+        """Groups whose images are all in `split`."""
+        return [g for g in self.groups if g.splits == (split,)]
+
+    @property
+    def across(self) -> list[NearGroup]:
+        """Groups with images in more than one split (leaks)."""
+        return [g for g in self.groups if len(g.splits) > 1]
+
+    def images_in(self, split: str, *, across: bool = False) -> int:
+        """Images of `split` in some group (in a group that crosses splits, with `across`)."""
+        groups = self.across if across else self.groups
+        return len({m for g in groups for m in g.members if m[0] == split})
+
+
+def near_duplicates(
+    splits: Sequence[SplitData],
+    bits: int = DEFAULT_BITS,
+    difference: float = DEFAULT_DIFFERENCE,
+) -> NearDuplicates:
+    """The near-duplicate groups of these splits of one dataset (kept with the first)."""
+    check_settings(bits, difference)
+    key = ("near_duplicates", tuple(d.split for d in splits), bits, round(difference, 4))
+    return splits[0].remember(key, lambda: _search(splits, bits, difference))
+
+
+def check_settings(bits: int, difference: float) -> None:
+    """Refuse settings the search cannot honour, with the range."""
+    if not 0 <= bits <= MAX_BITS:
+        raise InvalidRequest(f"The hash distance must be 0 to {MAX_BITS} bits, not {bits}.")
+    if not 0 <= difference <= 1:
+        raise InvalidRequest(f"The pixel difference must be 0 to 1, not {difference}.")
+
+
+def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDuplicates:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    hashes = np.concatenate([d.column("phash") for d in splits])
+    sizes = [len(d) for d in splits]
+    starts = np.cumsum([0, *sizes])
+    side = min(picture_side(d) for d in splits)
+    prints = np.concatenate([fingerprints(d, side) for d in splits])
+    first, second, distance, pixel = _pairs(hashes, prints, bits, difference)
+    groups: list[NearGroup] = []
+    if first.size:
+        n = hashes.size
+        graph = coo_matrix((np.ones(first.size), (first, second)), shape=(n, n))
+        _, component = connected_components(graph, directed=False)
+        linked = np.unique(np.concatenate([first, second]))
+        edge_group = component[first]
+        for group in np.unique(component[linked]):
+            members = linked[component[linked] == group]
+            edges = edge_group == group
+            where = np.searchsorted(starts, members, side="right") - 1
+            items = [
+                (splits[s], int(m - starts[s]))
+                for s, m in zip(where.tolist(), members.tolist(), strict=True)
+            ]
+            labels = tuple(int(d.labels[i]) for d, i in items)
+            groups.append(
+                NearGroup(
+                    members=tuple((d.split, i) for d, i in items),
+                    labels=labels,
+                    names=tuple(
+                        d.classes[label] for (d, _), label in zip(items, labels, strict=True)
+                    ),
+                    bits=int(distance[edges].max()),
+                    difference=float(pixel[edges].max()),
+                )
+            )
+    groups.sort(key=lambda g: (len(g.splits) == 1, not g.conflicting, -len(g.members), g.members))
+    return NearDuplicates(
+        splits=tuple(d.split for d in splits),
+        bits=bits,
+        difference=difference,
+        groups=tuple(groups),
+    )
+
+
+def fingerprints(data: SplitData, side: int) -> np.ndarray:
+    """Every image of the split as a grey side x side picture, N x side² uint8."""
+    out = np.empty((len(data), side * side), dtype=np.uint8)
+    for indices, pictures in picture_batches(data, side, grey=True):
+        out[indices] = pictures.reshape(len(indices), -1)
+    return out
+
+
+def _pairs(
+    hashes: np.ndarray, prints: np.ndarray, bits: int, difference: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (first < second) within `bits` hash bits and `difference` of pixels, with each
+    pair's bits and pixel difference."""
+    from datalib.quality._kernels import near_pairs
+
+    blocks = bits + 1
+    edges = np.linspace(0, 64, blocks + 1).astype(np.int64)
+    shifts = edges[:-1].astype(np.uint64)
+    masks = ((np.uint64(1) << (edges[1:] - edges[:-1]).astype(np.uint64)) - np.uint64(1)).astype(
+        np.uint64
+    )
+    keys = (hashes[None, :] >> shifts[:, None]) & masks[:, None]  # blocks x N
+    orders = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(keys, orders, axis=1)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        found = list(
+            pool.map(
+                lambda b: near_pairs(
+                    hashes, prints, keys, orders, sorted_keys, bits, difference, b
+                ),
+                range(blocks),
+            )
+        )
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
