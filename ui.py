@@ -77,6 +77,12 @@ PAGES = (
         ":material/checklist:",
         "pass / warn / fail before you train, with the fix as code",
     ),
+    PageInfo(
+        "pages/quality.py",
+        "Data quality",
+        ":material/troubleshoot:",
+        "suspicious labels, near duplicates, outliers, class means, a map",
+    ),
 )
 
 
@@ -215,6 +221,56 @@ def scan_progress(name: str) -> None:
         "the whole server, and every session opening this dataset sees the same progress. "
         "Other datasets stay available meanwhile."
     )
+
+
+def job_panel(job, *, start: Callable[[], bool], what: str, button: str, cost: str) -> None:
+    """A long job's place on a page: a button (with what it costs) to start it, its progress
+    while it runs (for every session), why it stopped when it failed. The page reruns when
+    the job is done."""
+    state = job.state()
+    if not state.running and state.state == "not started":
+        st.info(f"Not made yet: {cost}. It runs once for the whole server, in the background.")
+        st.button(button, icon=":material/play_arrow:", key=f"start_{job.name}", on_click=start)
+        return
+    _job_progress(job, start, what)
+
+
+@st.fragment(run_every=1.0)
+def _job_progress(job, start: Callable[[], bool], what: str) -> None:
+    state = job.state()
+    if not state.running:
+        if state.state == "done":
+            st.rerun(scope="app")
+        reason = state.error or (
+            "It stopped before it finished (the server restarted, or its process was "
+            "killed): nothing half-made was kept."
+        )
+        st.error(md(reason), icon=":material/error:")
+        st.button(
+            "Start it again", icon=":material/refresh:", key=f"again_{job.name}", on_click=start
+        )
+        return
+    detail = (
+        f"{md(state.state)}: {state.done:,} of {state.total:,} images, "
+        f"{state.images_per_s:,.0f} images/s"
+        + (f", about {state.eta_s:.0f} s left" if state.eta_s is not None else "")
+        if state.total
+        else md(state.state)
+    )
+    st.subheader(md(what), anchor=False)
+    st.progress(state.fraction, text=detail)
+    st.caption(
+        "This runs once for the whole server, in the background: every session sees the same "
+        "progress, and leaving the page does not stop it."
+    )
+
+
+def image_link(split: str, index: int) -> str:
+    """A URL that opens one image large on the Images page, in the dataset in view."""
+    base = (st.context.url or "").rsplit("/", 1)[0]
+    dataset = {"dataset": st.query_params["dataset"]} if "dataset" in st.query_params else {}
+    query = urlencode(dataset | {"split": split, "image": index, "page": index // GALLERY_PAGE + 1})
+    return f"{base}/images?{query}"
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner=False)
@@ -500,6 +556,70 @@ def pixel_grid(
     )
 
 
+# Hovering a point of a chart shows its image: this component finds the Plotly chart whose
+# layout.meta names it on the page, listens to its hover events (Plotly's own, in the
+# browser) and sends the hovered point's customdata back, a moment after the pointer rests;
+# the fragment around it then draws that image. One listener per chart, whatever the reruns.
+_HOVER_JS = """
+export default function(component) {
+  const { data, setTriggerValue, parentElement } = component;
+  window.batchscopeHover = window.batchscopeHover || {};
+  window.batchscopeHover[data.chart] = setTriggerValue;
+  let box = parentElement.querySelector('.preview');
+  if (!box) {
+    box = document.createElement('figure');
+    box.className = 'preview';
+    box.append(document.createElement('img'), document.createElement('figcaption'));
+    parentElement.appendChild(box);
+  }
+  box.querySelector('img').src = data.src || '';
+  box.querySelector('img').style.display = data.src ? 'block' : 'none';
+  box.querySelector('figcaption').textContent = data.caption;
+  let tries = 0;
+  const attach = () => {
+    const chart = Array.from(document.querySelectorAll('.js-plotly-plot'))
+      .find((gd) => gd.layout && gd.layout.meta === data.chart);
+    if (!chart || !chart.on) {
+      if (tries++ < 100) setTimeout(attach, 200);
+      return;
+    }
+    if (chart.batchscopeHover) return;
+    chart.batchscopeHover = true;
+    let timer = null;
+    chart.on('plotly_hover', (event) => {
+      const point = event.points && event.points[0];
+      if (!point || point.customdata === undefined) return;
+      clearTimeout(timer);
+      // A row of typed customdata arrives as an object keyed "0", "1", ...: send a list.
+      const row = Array.isArray(point.customdata) ? point.customdata : Object.values(point.customdata);
+      timer = setTimeout(() => window.batchscopeHover[data.chart]('hovered', row), 150);
+    });
+  };
+  attach();
+}
+"""
+_HOVER_CSS = """
+.preview { margin: 0; display: flex; flex-direction: column; gap: 6px; min-height: 150px; }
+.preview img { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated;
+  border-radius: 2px; }
+.preview figcaption { font-size: 0.875rem; color: var(--st-text-color); }
+"""
+_hover = st.components.v2.component("batchscope_hover_image", js=_HOVER_JS, css=_HOVER_CSS)
+
+
+def hover_image(chart: str, show: Callable[[list], tuple[str, str] | None], *, key: str) -> None:
+    """Under a chart whose layout.meta is `chart`: the image of the point the pointer rests
+    on. `show(customdata)` gives that image's (data URL, caption), or None."""
+    hovered = (st.session_state.get(key) or {}).get("hovered")
+    found = show(hovered) if hovered is not None else None
+    src, caption = found or ("", "Rest the pointer on a point to see its image here.")
+    _hover(
+        data={"chart": chart, "src": src, "caption": caption},
+        key=key,
+        on_hovered_change=lambda: None,
+    )
+
+
 def png_data_url(pixels: np.ndarray, size: int) -> str:
     """An image as a PNG data URL, never larger than the `size` pixels it is shown at: the
     browser scales small images up with hard edges, large ones are scaled down here."""
@@ -545,21 +665,23 @@ def chart(
     key: str,
     name: str,
     table: pd.DataFrame,
-    on_select: Callable[[], None] | None = None,
-) -> None:
+    on_select: Callable[[], None] | str | None = None,
+    selection_mode: str | tuple[str, ...] = "points",
+):
     """A Plotly chart whose camera button saves a 2x PNG named `name`, with PNG and CSV
-    downloads of the picture and of the numbers behind it; `on_select` gets clicked points."""
+    downloads of the picture and of the numbers behind it; `on_select` (a callback, or
+    "rerun") gets the selected points, which this returns."""
     figure.update_layout(
         hoverlabel={"bgcolor": "white", "bordercolor": "#555", "font": {"color": "#262730"}},
         modebar={"orientation": "v"},  # down the right edge: across the top it hides the title
     )
     if figure.layout.legend.orientation is None:  # under the chart: the right edge is the toolbar's
         figure.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
-    st.plotly_chart(
+    event = st.plotly_chart(
         figure,
         key=key,
         config={"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}},
-        **({"on_select": on_select, "selection_mode": "points"} if on_select else {}),
+        **({"on_select": on_select, "selection_mode": selection_mode} if on_select else {}),
     )
     png, csv = st.columns(2)
     if browser_for_png():
@@ -586,6 +708,7 @@ def chart(
         on_click="ignore",
         key=f"{key}_csv",
     )
+    return event
 
 
 # Server-side PNGs: kaleido starts a Chromium for each (about 1 GB and 5 s). One at a time

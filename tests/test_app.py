@@ -227,11 +227,11 @@ def test_the_labels_tensor_prints_in_even_lines(real_root, monkeypatch):
 def test_overview_links_every_other_page(tiny_root, monkeypatch):
     app = open_page(tiny_root, monkeypatch, "overview")
     links = [link.proto.page for link in app.main.get("page_link")]
-    assert links == ["batches", "images", "histograms", "balance", "checklist"]
+    assert links == ["batches", "images", "histograms", "balance", "checklist", "quality"]
     labels = [link.proto.label for link in app.main.get("page_link")]
     nav = [link.proto.label for link in app.sidebar.get("page_link")]
     assert nav == [page.title for page in ui.PAGES]  # the app's own navigation, every page
-    assert labels[-1].startswith("Readiness checklist: ")
+    assert labels[-1].startswith("Data quality: ")
 
 
 def test_grids_fill_their_rows(real_root, monkeypatch):

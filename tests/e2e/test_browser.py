@@ -23,6 +23,7 @@ PAGES = {
     "histograms": ("/histograms", "Histograms"),
     "balance": ("/balance", "Class balance"),
     "checklist": ("/checklist", "Readiness checklist"),
+    "quality": ("/quality", "Data quality"),
 }
 
 
@@ -234,7 +235,9 @@ def test_a_fresh_server_opened_on_a_page_link_shows_that_view(browser, real_root
             page.get_by_text("Batch 3 of 625").wait_for()
             links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a")
             hrefs = links.evaluate_all("els => els.map(e => '/' + e.getAttribute('href'))")
-            assert hrefs == ["/", "/batches", "/images", "/histograms", "/balance", "/checklist"]
+            assert hrefs == [
+                "/", "/batches", "/images", "/histograms", "/balance", "/checklist", "/quality"
+            ]  # fmt: skip
             assert not page.evaluate("window.sawPagesFolder === true")
             page.get_by_role("button", name="Copy link").wait_for()  # the app's own sidebar
             for path in hrefs:  # every link the app shows is a page, never "Page not found"
