@@ -228,7 +228,8 @@ def job_panel(job, *, start: Callable[[], bool], what: str, button: str, cost: s
     while it runs (for every session), why it stopped when it failed. The page reruns when
     the job is done."""
     state = job.state()
-    if not state.running and state.state == "not started":
+    # Not started, or "done" with no answer to show (it was deleted): offer to start it.
+    if not state.running and state.state in ("not started", "done"):
         st.info(f"Not made yet: {cost}. It runs once for the whole server, in the background.")
         st.button(button, icon=":material/play_arrow:", key=f"start_{job.name}", on_click=start)
         return

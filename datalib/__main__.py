@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from datalib.datasets import download, load, splits_of
 from datalib.errors import DatalibError
@@ -91,9 +92,12 @@ def quality(args: argparse.Namespace, report=None) -> dict | None:
         from datalib.formats.download import file_lock
 
         with file_lock(job.lock):
-            draw_map(data.dataset, Progress(job, lambda status: None), features=False)
+            progress = Progress(job, lambda status: None)
+            draw_map(data.dataset, progress, features=False)
+            progress.state, progress.done = "done", progress.total
+            progress.write(force=True, finished=time.time())
         return None
-    found = quality.find_label_issues(data, _status_line if report else None)
+    found = quality.find_label_issues(data, _status_line)
     if args.labels_only:
         return None
     splits = [data] + [
@@ -131,8 +135,6 @@ _last_status = {"state": "", "at": 0.0}
 
 def _status_line(status: dict) -> None:
     """The label job's progress: a line per stage, and one every few seconds within it."""
-    import time
-
     if status["state"] == _last_status["state"] and time.monotonic() - _last_status["at"] < 5:
         return
     _last_status.update(state=status["state"], at=time.monotonic())
@@ -307,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nstopped: the next scan resumes from the finished shards", file=sys.stderr)
+        if args.command == "quality":
+            print("\nstopped: nothing half-made was kept; run it again", file=sys.stderr)
+        else:
+            print("\nstopped: the next scan resumes from the finished shards", file=sys.stderr)
         return 130
     return 0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from datalib.errors import CorruptFile
 from datalib.formats.download import check_root
-from datalib.index import Index, SplitData, dataset_dir, open_index, read_status
-from datalib.jobs import Job, JobState
+from datalib.index import Index, SplitData, dataset_dir, open_index, read_status, scan_job
+from datalib.jobs import JobState
 from datalib.paths import cache_folder, data_root
 from datalib.registry import dataset_spec
 
@@ -122,20 +122,16 @@ def _split(index: Index, split: str) -> SplitData:
     return data
 
 
-def _scan_job(folder: Path) -> Job:
-    return Job(folder, "scan", status_file="status.json")  # the name scans have always written
-
-
 def start_scan(name: str, root: str | os.PathLike | None = None, *, download: bool = False) -> None:
     """Start the dataset's scan in a background process, unless one is running (started by
     this server or any other process): one scan per dataset, whoever asks."""
     spec = dataset_spec(name)
     root_path = data_root(root)
     command = ["scan", spec.name, "--root", str(root_path), "--nice", str(SCAN_NICENESS)]
-    _scan_job(dataset_dir(spec, root_path)).start(command + (["--download"] if download else []))
+    scan_job(dataset_dir(spec, root_path)).start(command + (["--download"] if download else []))
 
 
 def scan_state(name: str, root: str | os.PathLike | None = None) -> JobState:
     """How the dataset's scan is going, as its status file says."""
     spec = dataset_spec(name)
-    return _scan_job(dataset_dir(spec, data_root(root))).state()
+    return scan_job(dataset_dir(spec, data_root(root))).state()

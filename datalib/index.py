@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from datalib.errors import CorruptFile, InvalidRequest, ReadTimeout, UnknownDataset
 from datalib.formats import Conform
+from datalib.jobs import Job
 from datalib.paths import cache_folder
 from datalib.registry import DatasetSpec
 
@@ -44,6 +45,7 @@ __all__ = [
     "dataset_dir",
     "open_index",
     "read_status",
+    "scan_job",
 ]
 
 SCAN_VERSION = 1  # bump when what a shard or an index holds changes: older ones are rescanned
@@ -74,12 +76,14 @@ def current_index(spec: DatasetSpec, root: Path) -> Path | None:
     return path
 
 
+def scan_job(folder: Path) -> Job:
+    """The scan of the dataset whose cache folder this is: scan.lock, status.json, scan.log."""
+    return Job(folder, "scan", status_file="status.json")
+
+
 def read_status(spec: DatasetSpec, root: Path) -> dict:
     """What the scan of this dataset last said about itself (state, done, total, ...)."""
-    try:
-        return json.loads((dataset_dir(spec, root) / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return scan_job(dataset_dir(spec, root)).read_status()
 
 
 MAX_SIDE = 1 << 15  # what an index may claim of an image, at most (the scan skips bigger)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Job", "JobState"]
+__all__ = ["Job", "JobState", "atomic_write", "clear_temp"]
 
 TEMP_PREFIX = ".tmp-"
 
@@ -36,7 +36,6 @@ class JobState:
     images_per_s: float
     eta_s: float | None
     error: str | None
-    status: dict
 
     @property
     def fraction(self) -> float:
@@ -110,11 +109,8 @@ class Job:
     def write_status(self, **status) -> None:
         """Replace the status file whole (a reader never sees half of it)."""
         status = {"pid": os.getpid(), "updated": time.time(), **status}
-        with contextlib.suppress(OSError):
-            handle, temp = tempfile.mkstemp(dir=self.folder, prefix=TEMP_PREFIX)
-            with os.fdopen(handle, "w") as stream:
-                json.dump(status, stream)
-            os.replace(temp, self.status_path)
+        with contextlib.suppress(OSError):  # a status not written costs a stale progress bar
+            atomic_write(self.status_path, lambda temp: temp.write_text(json.dumps(status)))
 
     def state(self) -> JobState:
         """How the job is going, as its status file says; a process of ours that died without
@@ -138,5 +134,28 @@ class Job:
             images_per_s=float(status.get("images_per_s", 0.0)),
             eta_s=status.get("eta_s"),
             error=error,
-            status=status,
         )
+
+
+def atomic_write(path: Path, write) -> None:
+    """`write(temp)` to a temp file beside `path`, then rename it over `path`: a reader sees
+    the old file or the new one, never half of one; a failed write leaves nothing behind."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(Path(temp))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def clear_temp(folder: Path, older_than: float = 0.0) -> None:
+    """Remove the temp files a killed writer left in `folder` (those `older_than` seconds
+    old: another job's may still be in use)."""
+    now = time.time()
+    for path in folder.glob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime >= older_than:
+                path.unlink()

@@ -41,8 +41,16 @@ from datalib.errors import CorruptFile, DatalibError, DataRootError, DatasetMiss
 from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
-from datalib.index import SCAN_VERSION, THUMB, as_numpy, current_index, dataset_dir, trusted
-from datalib.jobs import TEMP_PREFIX, Job
+from datalib.index import (
+    SCAN_VERSION,
+    THUMB,
+    as_numpy,
+    current_index,
+    dataset_dir,
+    scan_job,
+    trusted,
+)
+from datalib.jobs import TEMP_PREFIX
 from datalib.paths import data_root
 from datalib.registry import DatasetSpec, dataset_spec
 
@@ -219,7 +227,7 @@ def _describe(
         cols[f"max_c{c}"][rows] = highs[plane]
     # Every image at 32 x 32 (area-averaged): the perceptual hash's input, the ink measure's,
     # and a square image's thumbnail.
-    small = area_resize(planes, PHASH_SIDE)
+    small = _area_resize(planes, PHASH_SIDE)
     grey = np.tensordot(LUMA, small, axes=1) if colour else small[0]
     cols["ink"][rows] = _ink(grey)
     cols["phash"][rows] = _phash(grey)
@@ -281,7 +289,7 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return _matrices[key]
 
 
-def area_resize(planes: np.ndarray, side: int) -> np.ndarray:
+def _area_resize(planes: np.ndarray, side: int) -> np.ndarray:
     """C x K x H x W uint8 planes, area-resized to C x K x side x side (float32).
 
     Where H and W are whole multiples of `side`, the area mean is a sum of strided views
@@ -476,7 +484,7 @@ class Progress:
 
 
 def _write_status(folder: Path, progress: Progress, **extra) -> None:
-    Job(folder, "scan", status_file="status.json").write_status(
+    scan_job(folder).write_status(
         state=progress.state,
         done=progress.done,
         total=progress.total,

@@ -116,14 +116,18 @@ def suspicious_labels() -> None:
             f"({row.confidence:.1%} sure; {row.given_probability:.1%} for the given label). "
             f"Label quality {row.label_quality:.4f}."
         )
-    table = found.table.assign(
-        given=[names[i] for i in found.table["given_label"]],
-        predicted=[names[i] for i in found.table["predicted_label"]],
-        link=[ui.image_link(data.split, int(i)) for i in found.table["index"]],
-    )
+
+    def ranking_csv() -> str:  # made when the button is clicked: 60,000 rows on MNIST
+        table = found.table
+        return table.assign(
+            given=[names[i] for i in table["given_label"]],
+            predicted=[names[i] for i in table["predicted_label"]],
+            link=[ui.image_link(data.split, int(i)) for i in table["index"]],
+        ).to_csv(index=False)
+
     st.download_button(
         "Download the whole ranking (CSV)",
-        data=table.to_csv(index=False),
+        data=ranking_csv,
         file_name=f"{ui.export_name(spec, [data.split], 'label-issues')}.csv",
         mime="text/csv",
         icon=":material/table:",
@@ -348,12 +352,14 @@ def class_means() -> None:
         "within the class), every split side by side, from the index's thumbnails "
         f"({next(iter(pictures.values())).side} px)."
     )
+    # One scale for every split's spread, so train and test compare.
+    spread_top = max(max(float(p.std.max()), 1.0) for p in pictures.values())
     for kind in ("mean", "standard deviation"):  # the splits' rows one under the other
         for d in splits:
             made = pictures[d.split]
             present = [c for c in range(len(d.classes)) if made.counts[c]]
             stack = made.mean if kind == "mean" else made.std
-            top = max(float(stack.max()), 1.0) if kind != "mean" else 255.0
+            top = 255.0 if kind == "mean" else spread_top
             images = [_picture(stack[c], top) for c in present]
             st.markdown(f"**{ui.md(d.split)}: {kind}**")
             ui.pixel_grid(
@@ -386,19 +392,21 @@ def data_map() -> None:
         )
         return
     points = found.points
+    on_map = list(dict.fromkeys(points["split"]))
     splits_shown = st.multiselect(
         "Splits on the map",
-        list(dict.fromkeys(points["split"])),
-        default=[data.split],
+        on_map,
+        default=[data.split] if data.split in on_map else on_map[:1],
         key="map_splits",
     )
     points = points[points["split"].isin(splits_shown)]
     with ui.user_errors():
         labels = {s: ui.load(spec.name, s).labels for s in splits_shown}
         issues = quality.label_issues(data)
-    label = np.concatenate(
-        [labels[s][points.loc[points["split"] == s, "index"].to_numpy()] for s in splits_shown]
-    ) if len(points) else np.zeros(0, dtype=int)  # fmt: skip
+    label = np.zeros(len(points), dtype=np.int64)
+    for s_name in splits_shown:  # each point's label, looked up in its own split
+        rows = (points["split"] == s_name).to_numpy()
+        label[rows] = labels[s_name][points.loc[rows, "index"].to_numpy()]
     points = points.assign(
         label=label, split_number=points["split"].map(splits_shown.index).astype(int)
     )
@@ -416,9 +424,9 @@ def data_map() -> None:
                     [members["index"], np.full(len(members), c), members["split_number"]], axis=1
                 ),
                 text=members["split"],
-                hovertemplate="%{text} #%{customdata[0]}<br>label "
-                + ui.plot(name)
-                + "<extra></extra>",
+                # The class name from the trace, never put into the template: a folder's
+                # name could hold Plotly's own %{...}.
+                hovertemplate="%{text} #%{customdata[0]}<br>label %{fullData.name}<extra></extra>",
             )
         )
     marked = 0
@@ -468,15 +476,15 @@ def data_map() -> None:
         map_hover(splits_shown)
     chosen = event.selection.points if event else []
     if chosen:
-        st.caption(
-            ui.count_caption(min(len(chosen), ui.GALLERY_PAGE), len(chosen), "selected images")
-        )
+        # A suspicious label is two points (its class's and the x): one image.
+        rows = [_customdata(p["customdata"]) for p in chosen if "customdata" in p]
         picked = pd.DataFrame(
-            [
-                {"split": splits_shown[int(p["customdata"][2])], "index": int(p["customdata"][0])}
-                for p in chosen[: ui.GALLERY_PAGE]
-            ]
+            [{"split": splits_shown[row[2]], "index": row[0]} for row in rows]
+        ).drop_duplicates()
+        st.caption(
+            ui.count_caption(min(len(picked), ui.GALLERY_PAGE), len(picked), "selected images")
         )
+        picked = picked.head(ui.GALLERY_PAGE)
         for split, members in picked.groupby("split", sort=False):
             shown_data = ui.load(spec.name, split)
             indices = members["index"].tolist()
@@ -488,12 +496,20 @@ def data_map() -> None:
             )
 
 
+def _customdata(value) -> list[int]:
+    """A point's customdata row as ints: a list, or (typed arrays reach Python so) a dict
+    keyed "0", "1", ..."""
+    if isinstance(value, dict):
+        value = [value[key] for key in sorted(value, key=int)]
+    return [int(v) for v in value]
+
+
 @st.fragment
 def map_hover(splits_shown: list[str]) -> None:
     """The image under the pointer on the map (its thumbnail, from the index)."""
 
     def show(customdata: list) -> tuple[str, str] | None:
-        index, label, split_number = (int(v) for v in customdata[:3])
+        index, label, split_number = _customdata(customdata)[:3]
         if not 0 <= split_number < len(splits_shown):
             return None
         split = splits_shown[split_number]

@@ -374,6 +374,63 @@ def write_folder(root: Path, classes: int, per_class: int, side: int = 16, seed:
     return root
 
 
+# Image folders to learn from ----------------------------------------------------------
+
+LEARNABLE_SIDE = 16
+LEARNABLE_PER_CLASS = 30
+LEARNABLE_CLASSES = ("horizontal", "vertical", "dots")
+
+
+def pattern(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A grey 16 x 16 image of its class's pattern, with a random phase and noise."""
+    y, x = np.mgrid[:LEARNABLE_SIDE, :LEARNABLE_SIDE]
+    phase = int(rng.integers(0, 4))
+    if kind == "horizontal":
+        on = (y + phase) % 4 < 2
+    elif kind == "vertical":
+        on = (x + phase) % 4 < 2
+    else:
+        on = ((x + phase) % 4 < 2) & ((y + phase) % 4 < 2)
+    pixels = np.where(on, 200, 40) + rng.integers(-25, 26, (LEARNABLE_SIDE, LEARNABLE_SIDE))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+# What the `learnable` folder holds on purpose: train images 5 and 6 of "vertical" are
+# horizontal stripes (wrong labels); test's "horizontal/leak.png" is train's
+# horizontal/0003.png with a few pixels changed (a near duplicate across splits), and test's
+# "dots/clash.png" is the same as train's vertical/0010.png (a near duplicate whose labels
+# disagree); train's "dots/0007.png" is all white (an outlier).
+LEARNABLE_WRONG = [("vertical", 5), ("vertical", 6)]
+
+
+def write_learnable(root: Path) -> Path:
+    """`root/learnable/{train,test}/<pattern>/*.png`: see WRONG above; returns root."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", LEARNABLE_PER_CLASS), ("test", 8)):
+        for kind in LEARNABLE_CLASSES:
+            folder = root / "learnable" / split / kind
+            folder.mkdir(parents=True)
+            for i in range(count):
+                wrong = split == "train" and (kind, i) in LEARNABLE_WRONG
+                pixels = pattern("horizontal" if wrong else kind, rng)
+                if split == "train" and kind == "dots" and i == 7:
+                    pixels = np.full((LEARNABLE_SIDE, LEARNABLE_SIDE), 255, np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04}.png")
+    train = root / "learnable" / "train"
+    leak = np.array(Image.open(train / "horizontal" / "0003.png"))
+    leak[0, :3] = np.clip(leak[0, :3].astype(int) + 6, 0, 255)
+    Image.fromarray(leak).save(root / "learnable" / "test" / "horizontal" / "leak.png")
+    clash = Image.open(train / "vertical" / "0010.png")
+    clash.save(root / "learnable" / "test" / "dots" / "clash.png")
+    return root
+
+
+@pytest.fixture
+def learnable_root(tmp_path: Path) -> Path:
+    """A folder a small CNN learns in seconds, with wrong labels, a leak and an outlier."""
+    return write_learnable(tmp_path / "root")
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every file, folder and link under root with its size and modification time: equal
     snapshots mean nothing under root was written, added or removed."""

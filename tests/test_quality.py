@@ -17,65 +17,18 @@ from datalib import quality
 from datalib.quality import labels as label_module
 from datalib.quality.near import fingerprints, picture_side
 from tests.conftest import (
+    LEARNABLE_WRONG,
     TRAIN_LABELS,
     charts,
     grid_captions,
     image_grids,
     open_page,
+    pattern,
     plain,
     run_cli,
     scan_first,
     texts,
 )
-
-SIDE = 16
-PER_CLASS = 30
-CLASSES = ("horizontal", "vertical", "dots")
-
-
-def pattern(kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A grey 16 x 16 image of its class's pattern, with a random phase and noise."""
-    y, x = np.mgrid[:SIDE, :SIDE]
-    phase = int(rng.integers(0, 4))
-    if kind == "horizontal":
-        on = (y + phase) % 4 < 2
-    elif kind == "vertical":
-        on = (x + phase) % 4 < 2
-    else:
-        on = ((x + phase) % 4 < 2) & ((y + phase) % 4 < 2)
-    pixels = np.where(on, 200, 40) + rng.integers(-25, 26, (SIDE, SIDE))
-    return np.clip(pixels, 0, 255).astype(np.uint8)
-
-
-# What the `learnable` folder holds on purpose: train images 5 and 6 of "vertical" are
-# horizontal stripes (wrong labels); test's "horizontal/leak.png" is train's
-# horizontal/0003.png with a few pixels changed (a near duplicate across splits), and test's
-# "dots/clash.png" is the same as train's vertical/0010.png (a near duplicate whose labels
-# disagree); train's "dots/0007.png" is all white (an outlier).
-WRONG = [("vertical", 5), ("vertical", 6)]
-
-
-@pytest.fixture
-def learnable_root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    rng = np.random.default_rng(0)
-    for split, count in (("train", PER_CLASS), ("test", 8)):
-        for kind in CLASSES:
-            folder = root / "learnable" / split / kind
-            folder.mkdir(parents=True)
-            for i in range(count):
-                wrong = split == "train" and (kind, i) in WRONG
-                pixels = pattern("horizontal" if wrong else kind, rng)
-                if split == "train" and kind == "dots" and i == 7:
-                    pixels = np.full((SIDE, SIDE), 255, np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i:04}.png")
-    train = root / "learnable" / "train"
-    leak = np.array(Image.open(train / "horizontal" / "0003.png"))
-    leak[0, :3] = np.clip(leak[0, :3].astype(int) + 6, 0, 255)
-    Image.fromarray(leak).save(root / "learnable" / "test" / "horizontal" / "leak.png")
-    clash = Image.open(train / "vertical" / "0010.png")
-    clash.save(root / "learnable" / "test" / "dots" / "clash.png")
-    return root
 
 
 def splits_of(root: Path, monkeypatch) -> list[datalib.SplitData]:
@@ -206,7 +159,7 @@ def test_the_label_job_ranks_the_wrong_labels_first(learnable_root, monkeypatch)
     train, test = splits_of(learnable_root, monkeypatch)
     assert quality.label_issues(train) is None  # nothing stored before the job
     found = quality.find_label_issues(train)
-    wrong = {where(train, f"{kind}/{i:04}.png") for kind, i in WRONG}
+    wrong = {where(train, f"{kind}/{i:04}.png") for kind, i in LEARNABLE_WRONG}
     worst = set(found.table["index"].head(len(wrong)))
     assert worst == wrong
     assert set(found.flagged["index"]) >= wrong

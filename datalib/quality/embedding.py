@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from datalib.index import Index, SplitData
-from datalib.jobs import Job, JobState
+from datalib.jobs import Job, atomic_write
 
 __all__ = ["MAP_POINTS", "DataMap", "data_map", "draw_map", "map_job", "start_map_job"]
 
@@ -39,12 +39,9 @@ def start_map_job(data: SplitData) -> bool:
     """Draw the map from the pictures in the background (the label job redraws it from its
     model's features)."""
     return map_job(data.dataset).start(
-        ["quality", data.spec.name, "--root", str(data.root), "--nice", "10", "--map-only"]
+        ["quality", data.spec.name, "--split", data.split, "--root", str(data.root)]
+        + ["--nice", "10", "--map-only"]
     )
-
-
-def map_state(data: SplitData) -> JobState:
-    return map_job(data.dataset).state()
 
 
 def data_map(index: Index) -> DataMap | None:
@@ -65,13 +62,18 @@ def data_map(index: Index) -> DataMap | None:
 
 
 def draw_map(index: Index, progress, *, features: bool) -> DataMap:
-    """Embed the dataset's images (every split) and store the map. `features`: from the
-    label model's (trained on the training split, trained now if need be)."""
+    """Embed the dataset's images (every split) and store the map: from the label model's
+    features (`features`; trained now if need be), else from the pictures. A map from the
+    model's features is kept: it is drawn once, and never replaced by the pictures'. The
+    caller holds the map's lock."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from datalib.quality.labels import _atomic, ensure_pictures, full_model, training_split
+    from datalib.quality.labels import ensure_pictures, full_model, training_split
 
+    drawn = data_map(index)
+    if drawn is not None and (drawn.source == "model features" or not features):
+        return drawn
     started = time.monotonic()
     splits = [index.split(s) for s in index.splits if "error" not in index.meta["splits"][s]]
     total = sum(len(d) for d in splits)
@@ -102,7 +104,7 @@ def draw_map(index: Index, progress, *, features: bool) -> DataMap:
     }
     table = pa.Table.from_pandas(points, preserve_index=False)
     table = table.replace_schema_metadata({b"map": json.dumps(meta).encode()})
-    _atomic(index.results / "map.parquet", lambda temp: pq.write_table(table, temp))
+    atomic_write(index.results / "map.parquet", lambda temp: pq.write_table(table, temp))
     return DataMap(source=source, points=points, images=total, seconds=meta["seconds"])
 
 
@@ -113,7 +115,7 @@ def _sample(splits: list[SplitData], total: int) -> list[np.ndarray]:
     generator = np.random.default_rng(SEED)
     share = MAP_POINTS / total
     return [
-        np.sort(generator.choice(len(d), max(1, round(len(d) * share)), replace=False))
+        np.sort(generator.choice(len(d), min(len(d), max(1, round(len(d) * share))), replace=False))
         for d in splits
     ]
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import pandas as pd
 from datalib.errors import DatalibError, InvalidRequest
 from datalib.formats.download import file_lock
 from datalib.index import SplitData
-from datalib.jobs import TEMP_PREFIX, Job
+from datalib.jobs import Job, atomic_write, clear_temp
 from datalib.quality.pictures import picture_batches, picture_side
 
 __all__ = [
@@ -67,8 +65,10 @@ class LabelIssues:
         return self.table[self.table["flagged"]]
 
     def worst(self, count: int = WORST_KEPT) -> pd.DataFrame:
-        """The `count` worst (every flagged one, when more are flagged)."""
-        return self.table.head(max(count, int(self.table["flagged"].sum())))
+        """The `count` worst, and every flagged one (cleanlab flags by confusion between
+        classes, so a flagged label may rank below the `count` worst)."""
+        table = self.table
+        return table[(np.arange(len(table)) < count) | table["flagged"].to_numpy()]
 
 
 def epochs_for(images: int) -> int:
@@ -140,6 +140,10 @@ def label_cost(data: SplitData) -> str:
 
 def check_trainable(data: SplitData, training: SplitData) -> None:
     """Refuse, with the reason, a split the model cannot learn from."""
+    if len(data) == 0:
+        raise InvalidRequest(
+            f"{data.spec.title} {data.split} has no images to judge: add images to it first."
+        )
     counts = np.bincount(training.labels, minlength=len(training.classes))
     present = int((counts > 0).sum())
     where = f"{data.spec.title} {training.split}"
@@ -161,11 +165,24 @@ def find_label_issues(data: SplitData, report: Callable[[dict], None] | None = N
     job is running, this waits for it and reads its answer)."""
     job = label_job(data)
     job.folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(job.lock):
+    report = report or (lambda status: None)
+    with contextlib.ExitStack() as held:
+        if not held.enter_context(file_lock(job.lock, blocking=False)):
+            report(
+                {
+                    "state": "waiting for the job already running (the app's, or another "
+                    "command's)",
+                    "done": 0,
+                    "total": 0,
+                    "images_per_s": 0.0,
+                    "eta_s": None,
+                }
+            )
+            held.enter_context(file_lock(job.lock))
         found = label_issues(data)
         if found is not None:
             return found
-        progress = Progress(job, report or (lambda status: None))
+        progress = Progress(job, report)
         try:
             return _find(data, progress)
         except KeyboardInterrupt:
@@ -177,8 +194,12 @@ def find_label_issues(data: SplitData, report: Callable[[dict], None] | None = N
         except OSError as e:
             progress.fail(f"could not write the findings to {job.folder}: {e.strerror or e}")
             raise InvalidRequest(progress.error) from None
+        except Exception as e:  # torch, cleanlab, UMAP: a readable line, never a traceback
+            last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            progress.fail(f"the label job failed: {type(e).__name__}: {last}")
+            raise InvalidRequest(progress.error) from e
         finally:
-            _clear_temp(job.folder)
+            clear_temp(job.folder, older_than=3600)  # another job's may be in use
 
 
 class Progress:
@@ -280,10 +301,9 @@ def _find(data: SplitData, progress: Progress) -> LabelIssues:
         "trained_on": training.split,
     }
     _write_answer(_answer(data), table, model)
-    from datalib.quality.embedding import data_map, draw_map
+    from datalib.quality.embedding import draw_map, map_job
 
-    drawn = data_map(data.dataset)
-    if drawn is None or drawn.source != "model features":  # the same model's: drawn once
+    with file_lock(map_job(data.dataset).lock):  # one map at a time; the model's wins
         draw_map(data.dataset, progress, features=True)
     progress.state, progress.done = "done", progress.total
     progress.write(force=True, finished=time.time())
@@ -334,29 +354,7 @@ def _write_answer(path: Path, table: pd.DataFrame, model: dict) -> None:
 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     arrow = arrow.replace_schema_metadata({b"model": json.dumps(model).encode()})
-    _atomic(path, lambda temp: pq.write_table(arrow, temp))
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temp file beside `path`, then rename it over: whole or not at all."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _clear_temp(folder: Path) -> None:
-    """Temp files left by a job that was killed: none of ours is writing (we hold the lock
-    of this job; another job's temp file may be in use, so only those an hour old go)."""
-    for path in folder.glob(f"{TEMP_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime > 3600:
-                path.unlink()
+    atomic_write(path, lambda temp: pq.write_table(arrow, temp))
 
 
 # The pictures the model reads, and the model trained on the whole training split ---------
@@ -364,14 +362,15 @@ def _clear_temp(folder: Path) -> None:
 
 def ensure_pictures(data: SplitData, progress: Progress):
     """The split's pictures as a .npy file beside the index (made once, streamed: the split is
-    never held in memory), opened for reading in chunks."""
+    never held in memory), opened for reading in chunks and standardised with the training
+    split's statistics (what the model learnt on: another split goes through the same)."""
     from datalib.quality.model import Pictures
     from datalib.stats import pixel_stats
 
     side = picture_side(data)
     channels = data.image_shape[0]
     path = data.dataset.results / f"pictures-{_slug(data.split)}-{side}.npy"
-    stats = pixel_stats(data).channels
+    stats = pixel_stats(data.dataset.split(training_split(data))).channels
     mean = [s.mean for s in stats]
     std = [s.std for s in stats]
     with file_lock(data.dataset.results / "pictures.lock"):
@@ -388,7 +387,7 @@ def ensure_pictures(data: SplitData, progress: Progress):
                 array.flush()
                 del array
 
-            _atomic(path, write)
+            atomic_write(path, write)
     return Pictures.open(path, mean, std)
 
 
@@ -420,5 +419,5 @@ def full_model(training: SplitData, progress: Progress):
             seed=SEED,
             tick=progress.tick,
         )
-        _atomic(path, lambda temp: torch.save(net.state_dict(), temp))
+        atomic_write(path, lambda temp: torch.save(net.state_dict(), temp))
         return net

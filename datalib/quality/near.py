@@ -122,10 +122,13 @@ def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDu
         graph = coo_matrix((np.ones(first.size), (first, second)), shape=(n, n))
         _, component = connected_components(graph, directed=False)
         linked = np.unique(np.concatenate([first, second]))
-        edge_group = component[first]
-        for group in np.unique(component[linked]):
-            members = linked[component[linked] == group]
-            edges = edge_group == group
+        order = np.argsort(component[linked], kind="stable")
+        by_group = np.split(linked[order], np.flatnonzero(np.diff(component[linked][order])) + 1)
+        edge_order = np.argsort(component[first], kind="stable")
+        edge_groups = np.split(
+            edge_order, np.flatnonzero(np.diff(component[first][edge_order])) + 1
+        )  # the same groups in the same order: each group's pairs
+        for members, edges in zip(by_group, edge_groups, strict=True):
             where = np.searchsorted(starts, members, side="right") - 1
             items = [
                 (splits[s], int(m - starts[s]))

@@ -129,10 +129,13 @@ def outliers(data: SplitData, count: int = 100) -> list[Outlier]:
         members = labels == c
         values = frame.loc[members, names].to_numpy()
         median = np.median(values, axis=0)
-        spread = MADS * np.median(np.abs(values - median), axis=0)
-        # A property the class barely varies on (MNIST's size): a tiny floor, not a division
-        # by zero that makes every difference infinite.
-        spread = np.maximum(spread, 1e-3 * np.maximum(np.abs(median), 1e-6))
+        apart = np.abs(values - median)
+        spread = MADS * np.median(apart, axis=0)
+        # Half a class or more at its median (a size every image shares, an empty border):
+        # the mean absolute deviation instead (1.2533 x it estimates a normal SD), and a
+        # floor, so a difference is never divided by nothing.
+        spread = np.where(spread > 0, spread, 1.2533 * apart.mean(axis=0))
+        spread = np.maximum(spread, np.maximum(1e-3 * np.abs(median), 1e-3))
         scores[members] = (values - median) / spread
         medians[members] = median
     strongest = np.abs(scores).argmax(axis=1)

@@ -53,3 +53,24 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_view(page, url: str, title: str) -> None:
+    """Go to `url` and wait until the page has drawn its title and finished running."""
+    page.goto(url)
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit's script run is over (no "running" status, no stale elements)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')"
+        " && !document.querySelector('[data-stale=true]')"
+    )
+    page.wait_for_timeout(300)
+
+
+def assert_no_error(page) -> None:
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "Traceback" not in page.content()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.serving import free_port, read_chart, serving
-from tests.e2e.conftest import SCREENSHOTS, screenshot
+from tests.e2e.conftest import SCREENSHOTS, assert_no_error, open_view, screenshot, settle
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 PAGES = {
@@ -25,27 +25,6 @@ PAGES = {
     "checklist": ("/checklist", "Readiness checklist"),
     "quality": ("/quality", "Data quality"),
 }
-
-
-def open_view(page, url: str, title: str) -> None:
-    """Go to `url` and wait until the page has drawn its title and finished running."""
-    page.goto(url)
-    page.get_by_role("heading", name=title, exact=True).wait_for()
-    settle(page)
-
-
-def settle(page) -> None:
-    """Wait until Streamlit's script run is over (no "running" status, no stale elements)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=stStatusWidget]')"
-        " && !document.querySelector('[data-stale=true]')"
-    )
-    page.wait_for_timeout(300)
-
-
-def assert_no_error(page) -> None:
-    assert page.locator("[data-testid=stException]").count() == 0
-    assert "Traceback" not in page.content()
 
 
 def chart_traces(page, index: int = 0) -> list[dict]:
