@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 from bench import REPO
-from bench.report import Row, duration
+from bench.report import Row, duration, megabytes
 
 __all__ = ["run"]
 
@@ -139,6 +140,7 @@ def job_rows(env: dict) -> list[Row]:
     rows = []
     for split in ("train", "test"):
         start = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         out = subprocess.run(
             [sys.executable, "-m", "datalib", "quality", "mnist", "--split", split, "--json"],
             check=True,
@@ -148,6 +150,9 @@ def job_rows(env: dict) -> list[Row]:
             env=env,
         )
         wall = time.perf_counter() - start
+        # The largest child so far: this job's peak, when it is the largest yet (it is: the
+        # earlier children only scan or train one epoch).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         result = json.loads(out.stdout)
         model = result["model"]
         how = (
@@ -161,12 +166,18 @@ def job_rows(env: dict) -> list[Row]:
                 work=f"the suspicious-labels job on MNIST {split} ({how})",
                 measured=f"{duration(wall)}; accuracy {model['accuracy']:.2%} on "
                 f"{model['device']}, {len(result['label_issues']):,} ranked, "
-                f"{result['flagged']:,} flagged",
+                f"{result['flagged']:,} flagged; peak RSS "
+                + (megabytes(peak) if peak > before * 1024 else "below an earlier child's"),
                 baseline="-",
                 result=f"{model['accuracy']:.2%}",
                 target=f">= {ACCURACY_TARGET:.0%} accuracy",
                 ok=model["accuracy"] >= ACCURACY_TARGET,
-                data={"wall_s": wall, "model": model, "flagged": result["flagged"]},
+                data={
+                    "wall_s": wall,
+                    "model": model,
+                    "flagged": result["flagged"],
+                    "peak_rss_bytes": peak if peak > before * 1024 else None,
+                },
             )
         )
     return rows

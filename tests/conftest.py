@@ -403,8 +403,9 @@ def pattern(kind: str, rng: np.random.Generator) -> np.ndarray:
 LEARNABLE_WRONG = [("vertical", 5), ("vertical", 6)]
 
 
-def write_learnable(root: Path) -> Path:
-    """`root/learnable/{train,test}/<pattern>/*.png`: see WRONG above; returns root."""
+def write_learnable(root: Path, *, colour: bool = False) -> Path:
+    """`root/learnable/{train,test}/<pattern>/*.png`: see LEARNABLE_WRONG above; with `colour`,
+    RGB images (the pattern in red on a blue ground); returns root."""
     rng = np.random.default_rng(0)
     for split, count in (("train", LEARNABLE_PER_CLASS), ("test", 8)):
         for kind in LEARNABLE_CLASSES:
@@ -415,10 +416,12 @@ def write_learnable(root: Path) -> Path:
                 pixels = pattern("horizontal" if wrong else kind, rng)
                 if split == "train" and kind == "dots" and i == 7:
                     pixels = np.full((LEARNABLE_SIDE, LEARNABLE_SIDE), 255, np.uint8)
+                if colour:
+                    pixels = np.dstack([pixels, pixels // 4, 255 - pixels])
                 Image.fromarray(pixels).save(folder / f"{i:04}.png")
     train = root / "learnable" / "train"
     leak = np.array(Image.open(train / "horizontal" / "0003.png"))
-    leak[0, :3] = np.clip(leak[0, :3].astype(int) + 6, 0, 255)
+    leak[0, :3] = np.clip(leak[0, :3].astype(int) + 6, 0, 255)  # a few values a little off
     Image.fromarray(leak).save(root / "learnable" / "test" / "horizontal" / "leak.png")
     clash = Image.open(train / "vertical" / "0010.png")
     clash.save(root / "learnable" / "test" / "dots" / "clash.png")

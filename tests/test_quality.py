@@ -28,6 +28,7 @@ from tests.conftest import (
     run_cli,
     scan_first,
     texts,
+    write_learnable,
 )
 
 
@@ -177,6 +178,19 @@ def test_the_label_job_ranks_the_wrong_labels_first(learnable_root, monkeypatch)
     points = quality.data_map(train.dataset).points
     assert len(points) == len(train) + len(test)
     assert set(points["split"]) == {"train", "test"}
+
+
+def test_colour_images_go_through_the_same_job(tmp_path, monkeypatch):
+    """RGB pictures (JPEG thumbnails, three channels): the wrong labels still come first."""
+    root = write_learnable(tmp_path / "root", colour=True)
+    train, _ = splits_of(root, monkeypatch)
+    assert train.image_shape[0] == 3
+    found = quality.find_label_issues(train)
+    wrong = {where(train, f"{kind}/{i:04}.png") for kind, i in LEARNABLE_WRONG}
+    # Among the three worst: the blank image (no pattern at all) may rank with them.
+    assert wrong <= set(found.table["index"].head(3))
+    made = quality.class_pictures(train)
+    assert made.mean.shape == (3, 3, 16, 16)
 
 
 def test_a_damaged_answer_is_not_read_and_the_job_makes_it_again(learnable_root, monkeypatch):

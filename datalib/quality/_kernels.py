@@ -2,29 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
+import numba  # after datalib.quality set NUMBA_CACHE_DIR
 import numpy as np
-
-
-def _cache_dir() -> str:
-    """Where numba keeps the compiled loop (compiling it costs seconds, loading it a tenth):
-    ~/.cache/numba, else the temp folder (a home this user cannot write, as in a container
-    run under another uid). $NUMBA_CACHE_DIR, when set, wins."""
-    home = os.path.join(os.path.expanduser("~"), ".cache", "numba")
-    try:
-        os.makedirs(home, exist_ok=True)
-        if os.access(home, os.W_OK):
-            return home
-    except OSError:
-        pass
-    return os.path.join(tempfile.gettempdir(), f"batchscope-numba-{os.getuid()}")
-
-
-if "NUMBA_CACHE_DIR" not in os.environ:
-    os.environ["NUMBA_CACHE_DIR"] = _cache_dir()
-import numba  # reads NUMBA_CACHE_DIR when imported: after it is set
 
 _M1, _M2, _M4 = (
     np.uint64(0x5555555555555555),

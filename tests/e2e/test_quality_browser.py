@@ -93,6 +93,7 @@ def test_a_lasso_round_the_map_shows_the_selected_images(browser, learned):
     page.mouse.up()
     page.get_by_text("selected images").wait_for()
     tiles = page.locator(".st-key-map_grid_test figure")
-    assert tiles.count() == 26  # every image of the split is inside the lasso
+    tiles.nth(25).wait_for()  # the grid draws after the caption
+    assert tiles.count() == 26  # every image of the split is inside the lasso, each once
     assert_no_error(page)
     context.close()
