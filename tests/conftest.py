@@ -200,6 +200,23 @@ def write_tiny_cifar(root: Path, monkeypatch) -> Path:
 
     Train image i is red 10*i, green 100, blue 255 - 10*i in every pixel.
     """
+
+    def image(i: int) -> np.ndarray:  # CIFAR rows: 1024 red, 1024 green, 1024 blue
+        return np.concatenate([np.full(1024, v, np.uint8) for v in (10 * i, 100, 255 - 10 * i)])
+
+    return write_cifar(
+        root,
+        monkeypatch,
+        np.stack([image(i) for i in range(12)]),
+        CIFAR_TRAIN_LABELS,
+        np.stack([image(20 + i) for i in range(3)]),
+        CIFAR_TEST_LABELS,
+    )
+
+
+def write_cifar(root: Path, monkeypatch, train, train_labels, test, test_labels) -> Path:
+    """CIFAR-10's files holding these images (N x 3072 rows, as CIFAR stores them), with the
+    md5s torchvision and datalib check patched to theirs."""
     import hashlib
     import pickle
 
@@ -209,24 +226,18 @@ def write_tiny_cifar(root: Path, monkeypatch) -> Path:
     folder.mkdir(parents=True)
     cls = torchvision.datasets.CIFAR10
 
-    def image(i: int) -> np.ndarray:  # CIFAR rows: 1024 red, 1024 green, 1024 blue
-        return np.concatenate([np.full(1024, v, np.uint8) for v in (10 * i, 100, 255 - 10 * i)])
-
     def write(name: str, entry: dict) -> str:
         data = pickle.dumps(entry)
         (folder / name).write_bytes(data)
         return hashlib.md5(data).hexdigest()
 
     train_list = []
-    for batch in range(5):  # the 12 images spread over the 5 files, as torchvision reads them
-        indices = [i for i in range(12) if i % 5 == batch]
-        entry = {
-            "data": np.stack([image(i) for i in indices]),
-            "labels": [CIFAR_TRAIN_LABELS[i] for i in indices],
-        }
+    for batch in range(5):  # image i in file i % 5: torchvision reads file 1 first
+        indices = [i for i in range(len(train)) if i % 5 == batch]
+        entry = {"data": train[indices], "labels": [int(train_labels[i]) for i in indices]}
         train_list.append([f"data_batch_{batch + 1}", write(f"data_batch_{batch + 1}", entry)])
-    test = {"data": np.stack([image(20 + i) for i in range(3)]), "labels": CIFAR_TEST_LABELS}
-    test_list = [["test_batch", write("test_batch", test)]]
+    test_entry = {"data": test, "labels": [int(label) for label in test_labels]}
+    test_list = [["test_batch", write("test_batch", test_entry)]]
     names = [
         "airplane",
         "automobile",
@@ -249,6 +260,33 @@ def write_tiny_cifar(root: Path, monkeypatch) -> Path:
     monkeypatch.setattr(CIFAR, "split_files", {"train": dict(train_list), "test": dict(test_list)})
     monkeypatch.setattr(CIFAR, "meta", (meta["filename"], meta["md5"]))
     return folder
+
+
+@pytest.fixture
+def learnable_cifar_root(tmp_path: Path, monkeypatch) -> Path:
+    """CIFAR-10's format holding the learnable patterns in colour: classes airplane,
+    automobile and bird (0-2), 30 train and 8 test images each; see LEARNABLE_WRONG."""
+    rng = np.random.default_rng(0)
+    kinds = LEARNABLE_CLASSES
+
+    def rows(count: int, split: str) -> tuple[np.ndarray, list[int]]:
+        images, labels = [], []
+        for label, kind in enumerate(kinds):
+            for i in range(count):
+                wrong = split == "train" and (kind, i) in LEARNABLE_WRONG
+                grey = np.kron(pattern("horizontal" if wrong else kind, rng), np.ones((2, 2)))
+                grey = grey.astype(np.uint8)  # 32 x 32
+                images.append(
+                    np.concatenate([grey.ravel(), (grey // 4).ravel(), (255 - grey).ravel()])
+                )
+                labels.append(label)
+        return np.stack(images), labels
+
+    train, train_labels = rows(LEARNABLE_PER_CLASS, "train")
+    test, test_labels = rows(8, "test")
+    root = tmp_path / "root"
+    write_cifar(root, monkeypatch, train, train_labels, test, test_labels)
+    return root
 
 
 @pytest.fixture

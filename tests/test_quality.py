@@ -28,7 +28,6 @@ from tests.conftest import (
     run_cli,
     scan_first,
     texts,
-    write_learnable,
 )
 
 
@@ -180,17 +179,22 @@ def test_the_label_job_ranks_the_wrong_labels_first(learnable_root, monkeypatch)
     assert set(points["split"]) == {"train", "test"}
 
 
-def test_colour_images_go_through_the_same_job(tmp_path, monkeypatch):
-    """RGB pictures (JPEG thumbnails, three channels): the wrong labels still come first."""
-    root = write_learnable(tmp_path / "root", colour=True)
-    train, _ = splits_of(root, monkeypatch)
-    assert train.image_shape[0] == 3
+def test_cifar_files_go_through_the_same_job_and_page(learnable_cifar_root, monkeypatch):
+    """Colour images in CIFAR-10's own format (JPEG thumbnails, three channels): the wrong
+    labels come first, and the page shows the findings."""
+    root = learnable_cifar_root
+    monkeypatch.setenv("DATALIB_ROOT", str(root))
+    train = datalib.load("cifar10", "train", root)
+    assert train.image_shape == (3, 32, 32)
     found = quality.find_label_issues(train)
-    wrong = {where(train, f"{kind}/{i:04}.png") for kind, i in LEARNABLE_WRONG}
-    # Among the three worst: the blank image (no pattern at all) may rank with them.
-    assert wrong <= set(found.table["index"].head(3))
-    made = quality.class_pictures(train)
-    assert made.mean.shape == (3, 3, 16, 16)
+    written = [w for batch in range(5) for w in range(len(train)) if w % 5 == batch]
+    wrong = {written.index(1 * 30 + i) for _, i in LEARNABLE_WRONG}  # "vertical" is class 1
+    assert set(found.table["index"].head(len(wrong))) == wrong
+    assert quality.class_pictures(train).mean.shape == (10, 3, 32, 32)
+    app = open_page(root, monkeypatch, "quality", dataset="CIFAR-10")
+    assert not app.error and "3-fold cross-validation on train" in texts(app)
+    first = grid_captions(app, "label_grid")[0].removeprefix("⚑ ")
+    assert int(first.split(":")[0].lstrip("#")) in wrong  # the worst finding, shown first
 
 
 def test_a_damaged_answer_is_not_read_and_the_job_makes_it_again(learnable_root, monkeypatch):
