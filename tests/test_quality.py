@@ -26,6 +26,7 @@ from tests.conftest import (
     pattern,
     plain,
     run_cli,
+    save,
     scan_first,
     texts,
 )
@@ -97,6 +98,22 @@ def test_a_leak_and_a_clash_are_found_across_splits(learnable_root, monkeypatch)
     assert found.images_in("test", across=True) == 2
     assert found.groups[0] == across[clash]  # across splits and labels disagree: first
     assert quality.near_duplicates([train, test]) is found  # kept with the split
+
+
+def test_identical_images_are_one_group_searched_once(tmp_path, monkeypatch):
+    """400 blank images (and 5 others) are one group: each copy linked to the first, at
+    distance 0, not 80,000 pairs found and kept."""
+    root = tmp_path / "root"
+    for i in range(400):
+        save(root / "blanks" / "blank" / f"{i:03}.png", np.zeros((16, 16), np.uint8))
+    for i in range(5):
+        save(root / "blanks" / "other" / f"{i}.png", pattern("dots", np.random.default_rng(i)))
+    monkeypatch.setenv("DATALIB_ROOT", str(root))
+    data = datalib.load("folder:blanks", "all", root)
+    found = quality.near_duplicates([data])
+    blank = [g for g in found.groups if len(g.members) == 400]
+    assert len(blank) == 1 and blank[0].bits == 0 and blank[0].difference == 0
+    assert set(blank[0].names) == {"blank"}
 
 
 def test_near_duplicate_settings_out_of_range_are_refused(learnable_root, monkeypatch):

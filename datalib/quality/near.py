@@ -115,7 +115,20 @@ def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDu
     starts = np.cumsum([0, *sizes])
     side = min(picture_side(d) for d in splits)
     prints = np.concatenate([fingerprints(d, side) for d in splits])
-    first, second, distance, pixel = _pairs(hashes, prints, bits, difference)
+    # Identical pixels (the index's content hash) are searched once: a thousand blank images
+    # would otherwise be half a million pairs to check and keep. Each copy is then linked to
+    # the image it copies, at distance 0.
+    _, kept, copy_of = np.unique(
+        np.concatenate([d.column("content_hash") for d in splits]),
+        return_index=True,
+        return_inverse=True,
+    )
+    found = _pairs(hashes[kept], prints[kept], bits, difference)
+    copies = np.flatnonzero(kept[copy_of] != np.arange(hashes.size))
+    first = np.concatenate([kept[found[0]], kept[copy_of[copies]]])
+    second = np.concatenate([kept[found[1]], copies])
+    distance = np.concatenate([found[2], np.zeros(copies.size, np.int64)])
+    pixel = np.concatenate([found[3], np.zeros(copies.size)])
     groups: list[NearGroup] = []
     if first.size:
         n = hashes.size
