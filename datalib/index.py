@@ -344,10 +344,7 @@ class SplitData:
 
     def thumbnails(self, indices: Sequence[int] | np.ndarray) -> list[tuple[bytes, str]]:
         """Small encoded pictures of these images, from the index: (bytes, MIME type)."""
-        import pyarrow.parquet as pq
-
         where = self.rows(indices, ["shard", "shard_row"])
-        shards = self._index.meta["shards"]
         out: list[tuple[bytes, str] | None] = [None] * len(where["shard"])
         by_shard: dict[int, list[tuple[int, int]]] = {}
         for position, (shard, row) in enumerate(
@@ -355,16 +352,22 @@ class SplitData:
         ):
             by_shard.setdefault(shard, []).append((row, position))
         for shard, wanted in by_shard.items():
-            path = self._index.shard_dir / shards[shard]
-            try:
-                column = pq.ParquetFile(path).read(columns=["thumbnail"]).column(0)
-            except OSError:
-                raise CorruptFile(
-                    f"The index's shard {path.name} is gone: scan {self.spec.title} again."
-                ) from None
+            column = self.shard_thumbnails(shard)
             for row, position in wanted:
                 out[position] = _viewable(column[row].as_py() or b"")
         return out  # type: ignore[return-value]
+
+    def shard_thumbnails(self, shard: int) -> pa.ChunkedArray:
+        """The stored thumbnails of one of the index's shards, in the shard's row order."""
+        import pyarrow.parquet as pq
+
+        path = self._index.shard_dir / self._index.meta["shards"][shard]
+        try:
+            return pq.ParquetFile(path).read(columns=["thumbnail"]).column(0)
+        except OSError:
+            raise CorruptFile(
+                f"The index's shard {path.name} is gone: scan {self.spec.title} again."
+            ) from None
 
 
 def as_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -412,16 +415,27 @@ def _read_in_time(spec: DatasetSpec, root: Path, sources: list[str]) -> list:
         ) from None
 
 
+RAW_GREY = b"RAWL"  # a raw grey thumbnail: this, width and height (uint16 each), the pixels
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # PIL's convert("L") weights
+
+
+def raw_grey(blob: bytes) -> np.ndarray | None:
+    """A stored raw grey thumbnail's pixels (H x W), or None for a JPEG one."""
+    if blob[:4] != RAW_GREY:
+        return None
+    width, height = struct.unpack("<HH", blob[4:8])
+    return np.frombuffer(blob, np.uint8, offset=8, count=width * height).reshape(height, width)
+
+
 def _viewable(blob: bytes) -> tuple[bytes, str]:
     """A stored thumbnail as a browser shows it: JPEG as it is, raw grey pixels as PNG."""
-    if blob[:4] != b"RAWL":
+    pixels = raw_grey(blob)
+    if pixels is None:
         return blob, "image/jpeg"
     import io
 
     from PIL import Image
 
-    width, height = struct.unpack("<HH", blob[4:8])
-    pixels = np.frombuffer(blob, np.uint8, offset=8).reshape(height, width)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue(), "image/png"

@@ -42,6 +42,8 @@ from datalib.formats import Decoded, Listing
 from datalib.formats.download import check_root, file_lock
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import (
+    LUMA,
+    RAW_GREY,
     SCAN_VERSION,
     THUMB,
     as_numpy,
@@ -250,7 +252,6 @@ def _add(histograms: dict, name: str, kinds: tuple[str, ...], counts) -> None:
 LEVELS = 256
 VALUES = np.arange(LEVELS, dtype=np.int64)
 BIG_IMAGE = 128 * 128  # pixels from which PIL counts an image's values (faster in C there)
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # PIL's convert("L") weights
 
 
 def _byte_counts(values: np.ndarray) -> np.ndarray:
@@ -346,9 +347,6 @@ def _thumbnails(stack: np.ndarray, small: np.ndarray) -> list[bytes]:
             image.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
             pictures.append(np.asarray(image))
     return [encode_thumbnail(np.ascontiguousarray(p)) for p in pictures]
-
-
-RAW_GREY = b"RAWL"  # a raw grey thumbnail: this, width and height (uint16 each), the pixels
 
 
 def encode_thumbnail(pixels: np.ndarray) -> bytes:

@@ -25,6 +25,20 @@ section = st.segmented_control(
 )
 
 
+def page_of(count: int, per_page: int, key: str, what: str = "") -> tuple[int, int]:
+    """A page number box (in the URL) over `count` items; the chosen page's start and stop."""
+    pages = max(1, -(-count // per_page))
+    page = st.number_input(
+        f"Page (of {pages:,}{', ' + what if what else ''})",
+        min_value=1,
+        max_value=pages,
+        value=1,
+        key=key,
+        bind=ui.URL,
+    )
+    return (page - 1) * per_page, page * per_page
+
+
 def finding_grid(indices, captions, key: str, split: str = data.split) -> None:
     """Findings as images; a click opens one large on the Images page."""
     ui.pixel_grid(
@@ -74,16 +88,8 @@ def suspicious_labels() -> None:
     if ranked.empty:
         st.success("cleanlab flags no label of this split.", icon=":material/check_circle:")
         return
-    pages = max(1, -(-len(ranked) // SHOWN))
-    page = st.number_input(
-        f"Page (of {pages:,}, {SHOWN} findings each, worst first)",
-        min_value=1,
-        max_value=pages,
-        value=1,
-        key="finding_page",
-        bind=ui.URL,
-    )
-    shown = ranked.iloc[(page - 1) * SHOWN : page * SHOWN]
+    start, stop = page_of(len(ranked), SHOWN, "finding_page", f"{SHOWN} findings each, worst first")
+    shown = ranked.iloc[start:stop]
     names = data.classes
     captions = [
         f"{'⚑ ' if row.flagged else ''}#{row.index}: {names[row.given_label]} → "
@@ -222,24 +228,16 @@ def near_duplicates() -> None:
     if not groups:
         st.success("No near duplicates at these settings.", icon=":material/check_circle:")
         return
-    pages = max(1, -(-len(groups) // GROUPS_SHOWN))
-    page = st.number_input(
-        f"Page (of {pages:,})",
-        min_value=1,
-        max_value=pages,
-        value=1,
-        key="group_page",
-        bind=ui.URL,
-    )
-    for n, group in enumerate(groups[(page - 1) * GROUPS_SHOWN : page * GROUPS_SHOWN]):
+    start, stop = page_of(len(groups), GROUPS_SHOWN, "group_page")
+    for n, group in enumerate(groups[start:stop], start=start):
         by_split = {s: [i for t, i in group.members if t == s] for s in group.splits}
         with ui.user_errors():
-            decoded = {s: found_split(splits, s).pixels(idx) for s, idx in by_split.items()}
+            decoded = {s: data.dataset.split(s).pixels(idx) for s, idx in by_split.items()}
         images = [img for s in group.splits for img in decoded[s]]
         first = images[0].astype(np.int16)
         flag = " · **labels disagree**" if group.conflicting else ""
         st.markdown(
-            f"**Group {(page - 1) * GROUPS_SHOWN + n + 1}**: {len(group.members)} images, "
+            f"**Group {n + 1}**: {len(group.members)} images, "
             f"{group.bits} bits apart at most, pixel difference {group.difference:.3f}{flag}"
         )
         # Each image's difference from the first (splits conformed to other sizes: none).
@@ -278,10 +276,6 @@ def near_duplicates() -> None:
         icon=":material/table:",
         on_click="ignore",
     )
-
-
-def found_split(splits, name: str) -> datalib.SplitData:
-    return next(d for d in splits if d.split == name)
 
 
 def outliers() -> None:

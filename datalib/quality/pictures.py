@@ -8,16 +8,11 @@ import struct
 from collections.abc import Iterator
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image
 
-from datalib.errors import CorruptFile
-from datalib.index import THUMB, SplitData
+from datalib.index import LUMA, RAW_GREY, THUMB, SplitData, raw_grey
 
-__all__ = ["LUMA", "picture_batches", "picture_side"]
-
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # PIL's convert("L") weights
-RAW_GREY = b"RAWL"
+__all__ = ["picture_batches", "picture_side"]
 
 
 def picture_side(data: SplitData) -> int:
@@ -40,15 +35,8 @@ def picture_batches(
     row_of = data.column("shard_row")
     order = np.argsort(shard_of, kind="stable")
     bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
-    shards = data._index.meta["shards"]
     for members in np.split(order, bounds) if order.size else []:
-        path = data._index.shard_dir / shards[int(shard_of[members[0]])]
-        try:
-            blobs = pq.ParquetFile(path).read(columns=["thumbnail"]).column(0).to_pylist()
-        except OSError:
-            raise CorruptFile(
-                f"The index's shard {path.name} is gone: scan {data.spec.title} again."
-            ) from None
+        blobs = data.shard_thumbnails(int(shard_of[members[0]])).to_pylist()
         rows = row_of[members]
         pictures = _raw_grey(blobs, rows, side, channels)
         yield members, _pictures(blobs, rows, side, channels) if pictures is None else pictures
@@ -75,11 +63,8 @@ def _pictures(blobs: list, rows: np.ndarray, side: int, channels: int) -> np.nda
 
 def _picture(blob: bytes, side: int, channels: int) -> np.ndarray:
     """One stored thumbnail as channels x side x side."""
-    if blob[:4] == RAW_GREY:
-        width, height = struct.unpack("<HH", blob[4:8])
-        pixels = np.frombuffer(blob, np.uint8, offset=8, count=width * height)
-        pixels = pixels.reshape(height, width)
-    else:
+    pixels = raw_grey(blob)
+    if pixels is None:
         import simplejpeg
 
         pixels = simplejpeg.decode_jpeg(blob, colorspace="RGB")
