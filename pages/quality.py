@@ -72,7 +72,7 @@ def suspicious_labels() -> None:
     model = found.model
     good = model["accuracy"] >= quality.TRUSTED_ACCURACY
     st.markdown(
-        f"**{model['kind']}**: out-of-sample accuracy **{model['accuracy']:.2%}** on "
+        f"**{ui.md(model['kind'])}**: out-of-sample accuracy **{model['accuracy']:.2%}** on "
         f"{len(data):,} images ({model['epochs']} epochs on {model['device']}; this job took "
         f"{model['seconds']:,.0f} s). cleanlab flags **{len(found.flagged):,}** labels."
     )
@@ -207,12 +207,12 @@ def near_duplicates() -> None:
         column.metric(
             f"Groups within {ui.md(split)}",
             f"{len(found.within(split)):,}",
-            help=f"{found.images_in(split):,} images of {split} are in some group",
+            help=f"{found.images_in(split):,} images of {ui.md(split)} are in some group",
         )
     counts[-1].metric(
         "Groups across splits",
         f"{len(across):,}",
-        help=" / ".join(f"{found.images_in(s, across=True):,} of {s}" for s in found.splits),
+        help=" / ".join(f"{found.images_in(s, across=True):,} of {ui.md(s)}" for s in found.splits),
     )
     if kind == "across splits":
         groups = across

@@ -61,14 +61,18 @@ def test_markdown_in_folder_and_class_names_is_escaped(tmp_path, monkeypatch):
     for cls in ("plain", hostile):
         (tmp_path / name / cls).mkdir(parents=True)
         Image.fromarray(grey).save(tmp_path / name / cls / "a.png")
-    for page in ("overview", "images", "balance", "checklist", "histograms"):
-        app = open_page(tmp_path, monkeypatch, page, dataset=f"folder:{name}")
+    views = [(page, {}) for page in ("overview", "images", "balance", "checklist", "histograms")]
+    views += [("quality", {"section": section}) for section in ("Near duplicates", "Outliers")]
+    views += [("quality", {"section": section}) for section in ("Class means", "Map")]
+    for page, params in views:
+        app = open_page(tmp_path, monkeypatch, page, dataset=f"folder:{name}", **params)
         assert not app.exception and not app.error, page
         rendered = [
             e.value
             for kind in ("title", "markdown", "caption", "subheader", "warning", "info")
             for e in app.get(kind)
         ]
+        rendered += [m.label for m in app.get("metric")] + [m.help or "" for m in app.get("metric")]
         for text in rendered:  # only escaped forms of the names reach Markdown
             assert "**bold**" not in text and "](https" not in text and ":red[" not in text
             assert "<b>" not in text
