@@ -31,6 +31,7 @@ _EXPORTS = {
         "start_scan",
     ),
     "datalib.errors": (
+        "ConfigError",
         "CorruptFile",
         "DataRootError",
         "DatalibError",
@@ -45,7 +46,14 @@ _EXPORTS = {
     "datalib.jobs": ("JobState",),
     "datalib.index": ("SplitData",),
     "datalib.paths": ("data_root",),
-    "datalib.registry": ("DATASETS", "FOLDER_PREFIX", "DatasetSpec", "dataset_spec"),
+    "datalib.registry": (
+        "DATASETS",
+        "FOLDER_PREFIX",
+        "DatasetSpec",
+        "config_problem",
+        "dataset_names",
+        "dataset_spec",
+    ),
     "datalib.stats": (
         "PixelStats",
         "balance_verdict",

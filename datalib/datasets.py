@@ -101,6 +101,9 @@ def opened(name: str, split: str, root: str | os.PathLike | None = None) -> Spli
     index = open_index(spec, root_path)
     if index is None:
         return None
+    if index.meta.get("identity", "") != spec.format.identity(spec):
+        start_scan(spec.name, root_path)  # its config entry changed: not this dataset's index
+        return None
     finished = read_status(spec, root_path).get("finished", index.meta["created"])
     if RECHECK_SECONDS and time.time() - finished > RECHECK_SECONDS:
         start_scan(spec.name, root_path)

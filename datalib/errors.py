@@ -1,6 +1,7 @@
 """Errors a user can cause, each with a message that says how to fix it."""
 
 __all__ = [
+    "ConfigError",
     "CorruptFile",
     "DataRootError",
     "DatalibError",
@@ -31,6 +32,11 @@ class DatasetMissing(DatalibError):
 
 class DownloadFailed(DatalibError):
     """The dataset could not be fetched (offline, mirror down, checksum mismatch)."""
+
+
+class ConfigError(DatalibError):
+    """The config file (batchscope.toml) or one of its datasets is wrong: the message names
+    the dataset, the file and the line."""
 
 
 class CorruptFile(DatalibError):

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from datalib.paths import CONFIG_ENV, config_path
+
 __all__ = ["Job", "JobState", "atomic_write", "clear_temp"]
 
 TEMP_PREFIX = ".tmp-"
@@ -89,6 +91,10 @@ class Job:
             if self.held():
                 return False
             self.folder.mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ)
+            config = config_path()
+            if CONFIG_ENV in env or config.exists():  # the job runs elsewhere: the same file
+                env[CONFIG_ENV] = str(config)
             with open(self.log, "ab") as log:
                 _processes[key] = subprocess.Popen(
                     [sys.executable, "-m", "datalib", *args],
@@ -96,6 +102,7 @@ class Job:
                     stdout=log,
                     stderr=log,
                     cwd=Path(__file__).resolve().parents[1],
+                    env=env,
                     start_new_session=True,  # a page's rerun or the server's Ctrl-C: it goes on
                 )
         return True

@@ -12,15 +12,33 @@ from pathlib import Path
 
 from datalib.errors import DataRootError, InvalidRequest
 
-__all__ = ["DEFAULT_ROOT", "CacheFolder", "cache_folder", "data_root", "inside_root", "writable"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_ROOT",
+    "CacheFolder",
+    "cache_folder",
+    "config_path",
+    "data_root",
+    "inside_root",
+    "writable",
+]
 
 DEFAULT_ROOT = "./data"
 CACHE_NAME = ".batchscope-cache"
+CONFIG_ENV = "BATCHSCOPE_CONFIG"
+DEFAULT_CONFIG = "./batchscope.toml"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: `root`, else `$DATALIB_ROOT`, else `./data`, made absolute."""
     chosen = root if root is not None else os.environ.get("DATALIB_ROOT") or DEFAULT_ROOT
+    return Path(os.path.abspath(Path(chosen).expanduser()))
+
+
+def config_path() -> Path:
+    """The config file naming the user's own datasets: `$BATCHSCOPE_CONFIG`, else
+    `./batchscope.toml`, made absolute (from the current folder)."""
+    chosen = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
     return Path(os.path.abspath(Path(chosen).expanduser()))
 
 

@@ -1,19 +1,32 @@
-"""The datasets Batchscope knows: one entry each, naming the format object that reads it."""
+"""The datasets Batchscope knows: one entry each, naming the format object that reads it;
+then the user's own, named in the config file (datalib.config)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from datalib.errors import UnknownDataset
 from datalib.formats import Format
 from datalib.formats.cifar import CifarFormat
 from datalib.formats.folder import FolderFormat
 from datalib.formats.idx import IdxFormat
+from datalib.formats.torch import TorchFormat
 
-__all__ = ["DATASETS", "FOLDER_PREFIX", "DatasetSpec", "dataset_spec"]
+if TYPE_CHECKING:
+    from datalib.config import ConfigEntry
+
+__all__ = [
+    "DATASETS",
+    "FOLDER_PREFIX",
+    "DatasetSpec",
+    "config_problem",
+    "dataset_names",
+    "dataset_spec",
+]
 
 FOLDER_PREFIX = "folder:"  # `folder:<path under the data root>`: a user's own image folder
-IDX, CIFAR, FOLDER = IdxFormat(), CifarFormat(), FolderFormat()
+IDX, CIFAR, FOLDER, TORCH = IdxFormat(), CifarFormat(), FolderFormat(), TorchFormat()
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class DatasetSpec:
     # Class names where the format does not store them (the MNIST family; a test checks them
     # against torchvision's).
     classes: tuple[str, ...] = ()
+    config: ConfigEntry | None = None  # a dataset the config file names: its entry there
 
     def dataset_class(self) -> type:
         """The torchvision dataset class (imported lazily: torchvision is slow to import)."""
@@ -105,8 +119,8 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry for `name` (case-insensitive), a `folder:<path>` spec, or
-    `UnknownDataset`."""
+    """The registry entry for `name` (case-insensitive), a `folder:<path>` spec, a dataset the
+    config file names, or `UnknownDataset` (`ConfigError` for one the file names wrongly)."""
     if str(name).startswith(FOLDER_PREFIX) and name.removeprefix(FOLDER_PREFIX).strip():
         return DatasetSpec(
             name=name,
@@ -119,11 +133,41 @@ def dataset_spec(name: str) -> DatasetSpec:
             ),
             source=f"{name.removeprefix(FOLDER_PREFIX)} under the data root",
         )
-    spec = DATASETS.get(str(name).strip().lower())
-    if spec is None:
-        known = ", ".join(sorted(DATASETS))
-        raise UnknownDataset(
-            f"Unknown dataset {name!r}. Choose one of: {known}, or folder:<path> for a folder "
-            "of images under the data root."
-        )
-    return spec
+    key = str(name).strip().lower()
+    spec = DATASETS.get(key)
+    if spec is not None:
+        return spec
+    from datalib.config import read_config
+    from datalib.errors import ConfigError
+
+    config = read_config()
+    if key in config.specs:
+        return config.specs[key]
+    if key in config.problems:
+        raise ConfigError(config.problems[key])
+    unparsed = config.unknown(key)
+    if unparsed is not None:
+        raise unparsed
+    known = ", ".join(sorted(DATASETS) + list(config.specs))
+    raise UnknownDataset(
+        f"Unknown dataset {name!r}. Choose one of: {known}, or folder:<path> for a folder "
+        "of images under the data root."
+        + (f" (The config file has a problem: {config.summary()})" if config.summary() else "")
+    )
+
+
+def dataset_names() -> list[str]:
+    """The datasets to offer: the built-in ones, then those the config file names (in its
+    order; an entry with a problem is left out, and `config_problem` says why)."""
+    from datalib.config import read_config
+
+    return list(DATASETS) + list(read_config().specs)
+
+
+def config_problem() -> str | None:
+    """What is wrong with the config file, naming each dataset, the file and the line: the
+    file cannot be read or parsed, or entries in it cannot be used. None when all is well
+    (or there is no file)."""
+    from datalib.config import read_config
+
+    return read_config().summary()

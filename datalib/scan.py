@@ -777,6 +777,9 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def _worker_init() -> None:
     # Ctrl-C goes to the whole process group: the parent stops the pool; workers just end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker never writes to stdout (`--json` holds the answer alone): what a user's
+    # dataset prints goes to stderr.
+    sys.stdout = sys.stderr
 
 
 # Finishing ----------------------------------------------------------------------------------
@@ -832,6 +835,7 @@ def _finish(
         "root": str(root),
         "key": key,
         "created": time.time(),
+        "identity": spec.format.identity(spec),
         "shards": shard_files,
         "splits": meta_splits,
     }

@@ -170,6 +170,16 @@ std=$(python3 -c 'import json, sys; print(round(json.load(sys.stdin)["splits"]["
 [[ "$std" == 0.3081 ]] || fail "datalib info in the container gives train pixel std $std, want 0.3081"
 log "statistics: datalib info in the container gives the train pixel std 0.3081 (index in /cache, read-only root)"
 log "memory: the server holds $(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status") MB with MNIST loaded"
+# Your own Dataset (README, "Your own Dataset"): the config file and the package beside it
+# mounted read-only at /config, named by BATCHSCOPE_CONFIG; its index goes to /cache too.
+own=$(pm run --rm --name "$name-config" "${RUN_OPTIONS[@]}" --no-healthcheck --timeout 300 \
+    -v "$data:/data:ro" -v "$repo/tests/userdata:/config:ro" \
+    -e BATCHSCOPE_CONFIG=/config/batchscope.toml \
+    --entrypoint python "$IMAGE" -m datalib info tensordigits --json 2>"$work/own.err") ||
+    { tail -5 "$work/own.err"; fail "python -m datalib info tensordigits (a mounted config) failed in a container"; }
+sizes=$(python3 -c 'import json, sys; s = json.load(sys.stdin)["splits"]; print(s["train"]["size"], s["test"]["size"])' <<<"$own")
+[[ "$sizes" == "40 16" ]] || fail "the mounted config's tensordigits has splits of $sizes images, want 40 16"
+log "config: a mounted batchscope.toml and its package give tensordigits (40 train, 16 test images) in a container"
 
 log "stop: SIGTERM, then remove"
 stop_start=$SECONDS

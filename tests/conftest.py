@@ -481,6 +481,50 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+# Datasets of one's own, named in a config file ---------------------------------------------
+
+# tests/userdata: batchscope.toml naming `pildigits` (PIL images, labels only in the samples,
+# classes in the config; train 48 images, one RGBA and one 20 x 18 among them, so its shape
+# is 3 x 16 x 16; test 12 grey ones) and `tensordigits` (float C x H x W tensors with
+# `targets` and `classes`, 40 and 16 of them, 3 x 12 x 12), and the package `userdigits`
+# beside it (also `kinds.py`, every kind of sample, and `broken.py`, factories that fail).
+USERDATA = Path(__file__).resolve().parent / "userdata"
+USER_CONFIG = USERDATA / "batchscope.toml"
+
+
+@pytest.fixture
+def user_config(monkeypatch) -> Path:
+    """BATCHSCOPE_CONFIG naming tests/userdata/batchscope.toml."""
+    monkeypatch.setenv("BATCHSCOPE_CONFIG", str(USER_CONFIG))
+    return USER_CONFIG
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch):
+    """`write(text)`: a config file of that text in a folder of tmp_path, named by
+    BATCHSCOPE_CONFIG; returns its path. Its factories come from tests/userdata's package,
+    on the import path here and in the processes the app starts (PYTHONPATH)."""
+    monkeypatch.syspath_prepend(str(USERDATA))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(USERDATA), os.environ.get("PYTHONPATH")]))
+    )
+
+    def write(text: str) -> Path:
+        path = tmp_path / "config" / "batchscope.toml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        monkeypatch.setenv("BATCHSCOPE_CONFIG", str(path))
+        return path
+
+    return write
+
+
+def line_of(path: Path, text: str) -> int:
+    """The number of the first line of the file at `path` that holds `text`."""
+    lines = path.read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
 # The command line -------------------------------------------------------------------------
 
 
@@ -518,8 +562,9 @@ def scan_first(name: str, root: Path) -> None:
     a dataset that cannot be scanned is left for the page to report."""
     import datalib
 
-    by_title = {spec.title: spec.name for spec in datalib.DATASETS.values()}  # the URL's form
     with contextlib.suppress(datalib.DatalibError):
+        # The URL names a dataset by its title (built-in, or the config file's).
+        by_title = {datalib.dataset_spec(n).title: n for n in datalib.dataset_names()}
         name = by_title.get(name, name)
         datalib.load(name, datalib.splits_of(name, root)[0], root)
 
@@ -565,6 +610,19 @@ def texts(app: AppTest) -> str:
         plain(e.value) for kind in ("markdown", "caption", "subheader") for e in app.get(kind)
     ] + [e.value for e in app.get("code")]
     return "\n".join(str(p) for p in parts)
+
+
+def verdicts(app: AppTest) -> dict[str, str]:
+    """Each check's verdict as the checklist page's badge row says it, by the check's title."""
+    markdown = [m.value for m in app.markdown]
+    found = {}
+    for place, value in enumerate(markdown):
+        if value.startswith("**") and value.endswith("**") and place:
+            badge = markdown[place - 1]
+            verdict = next((v for v in ("pass", "warn", "fail") if f" {v}]" in badge), None)
+            if verdict:
+                found[value.strip("*")] = verdict
+    return found
 
 
 def charts(app: AppTest) -> list[dict]:

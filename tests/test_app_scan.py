@@ -58,7 +58,7 @@ def test_a_failed_scan_says_why_and_offers_to_try_again(tmp_path, monkeypatch):
         time.sleep(0.3)
         app.run()
     assert "None of the 1 image files in broken could be decoded" in plain(app.error[0].value)
-    assert [b.label for b in app.button] == ["Try again"]
+    assert [b.label for b in app.main.button] == ["Try again"]
 
 
 def test_no_session_waits_on_another_datasets_scan(tiny_root, tmp_path, monkeypatch):

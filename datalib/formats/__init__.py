@@ -82,6 +82,11 @@ class Format:
         """The splits the dataset has."""
         raise NotImplementedError
 
+    def identity(self, spec) -> str:
+        """What the dataset is beyond its files, cheap to know (a config entry): an index
+        made under another identity is not this dataset's, and is scanned again."""
+        return ""
+
     def missing(self, spec, root: Path) -> list[str]:
         """The dataset's files that are not on disk (empty when it is complete)."""
         return []
