@@ -29,6 +29,8 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import datalib
+import datalib.paths
+import datalib.transforms
 from datalib.index import THUMB
 
 URL = "query-params"  # every input that shapes a view lives in the URL, so links reopen it
@@ -137,10 +139,12 @@ def plot(value: object) -> str:
 
 @dataclass(frozen=True)
 class View:
-    """What the sidebar chose: one dataset split and the DataLoader settings."""
+    """What the sidebar chose: one dataset split, the DataLoader settings and the transform
+    pipeline after ToTensor."""
 
     data: datalib.SplitData
     loader: datalib.LoaderSettings
+    pipeline: datalib.transforms.Pipeline = datalib.transforms.EMPTY
 
     @property
     def title(self) -> str:
@@ -292,13 +296,17 @@ def sidebar() -> View:
         st.divider()
         name = st.selectbox(
             "Dataset",
-            list(datalib.DATASETS) + image_folders(str(datalib.data_root())),
+            datalib.dataset_names() + image_folders(str(datalib.data_root())),
             format_func=lambda n: datalib.dataset_spec(n).title,
             key="dataset",
             bind=URL,
-            help="torchvision's datasets, and the image folders found under the data root "
+            help="torchvision's datasets, your own named in the config file "
+            f"({datalib.paths.config_path()}), and the image folders found under the data root "
             f"({datalib.data_root()}): one folder per class, split folders optional.",
         )
+        problem = datalib.config_problem()
+        if problem:
+            st.warning(md(problem), icon=":material/settings_alert:")
         with user_errors():
             splits = datalib.splits_of(name)
         if st.session_state.get("split") not in (None, *splits):  # the dataset changed
@@ -336,7 +344,13 @@ def sidebar() -> View:
             loader = datalib.LoaderSettings(
                 batch_size=int(batch_size), shuffle=shuffle, seed=int(seed), drop_last=drop_last
             )
+        pipeline = transforms_editor(name)
     data = load(name, split)
+    try:  # a pipeline these images cannot go through (a 3-channel Normalize on MNIST)
+        datalib.transforms.output_shape(pipeline, data.image_shape)
+    except datalib.DatalibError as e:
+        st.sidebar.error(f"Transforms not applied: {md(e)}", icon=":material/error:")
+        pipeline = datalib.transforms.Pipeline((), pipeline.seed)
     notice = datalib.cache_notice()
     if notice:
         st.sidebar.caption(f":material/info: {md(notice)}")
@@ -344,7 +358,132 @@ def sidebar() -> View:
         f"{md(data.spec.title)} {md(split)}: {len(data):,} images, "
         f"{loader.num_batches(len(data)):,} batches of {loader.batch_size}"
     )
-    return View(data=data, loader=loader)
+    return View(data=data, loader=loader, pipeline=pipeline)
+
+
+def transforms_editor(name: str) -> datalib.transforms.Pipeline:
+    """The transform pipeline after ToTensor, as text in the URL (parsed, never evaluated),
+    with a form that adds a step, a button per step that removes it, and Normalize from the
+    train statistics in one click. A refused text is named, and no pipeline applies."""
+    catalog = datalib.transforms.CATALOG
+    with st.expander("Transforms (v2), after ToTensor", expanded="transforms" in st.query_params):
+        text = st.text_input(
+            "Pipeline",
+            key="transforms",
+            bind=URL,
+            placeholder="none: ToTensor() only",
+            help="torchvision.transforms.v2 steps, applied in order after ToTensor: "
+            "Name(key=value,...) separated by ;, several numbers joined by /. Parsed and "
+            "checked, never run as code.",
+        )
+        seed = st.number_input(
+            "draw seed",
+            min_value=0,
+            max_value=datalib.transforms.MAX_SEED,
+            value=0,
+            key="draw_seed",
+            bind=URL,
+            help="Random steps draw sample i's transform from torch.manual_seed(seed + i): the "
+            "same draws on every page and in the code shown.",
+        )
+        try:
+            pipeline = datalib.transforms.parse(text, int(seed))
+        except datalib.DatalibError as e:
+            st.error(f"Not applied: {md(e)}", icon=":material/error:")
+            pipeline = datalib.transforms.Pipeline((), int(seed))
+        for position, step in enumerate(pipeline.steps):
+            code, remove = st.columns([5, 1], vertical_alignment="center")
+            code.markdown(f"{position + 1}. `{step.text}`")
+            remove.button(
+                "",
+                icon=":material/close:",
+                key=f"remove_step_{position}",
+                help="Remove this step",
+                on_click=_remove_step,
+                args=(position,),
+            )
+        kind = catalog[
+            st.selectbox(
+                "Add a step",
+                list(catalog),
+                key="add_step",
+                help="; ".join(f"{k.name}: {k.what}" for k in catalog.values()),
+            )
+        ]
+        values = {
+            param.name: st.text_input(
+                param.name + (" (required)" if param.required else ""),
+                value=param.default,
+                key=f"add_{kind.name}_{param.name}",
+                help=param.help or None,
+                placeholder="torchvision's default" if not param.required else None,
+            )
+            for param in kind.params
+        }
+        st.button(
+            "Add",
+            icon=":material/add:",
+            key="add_step_button",
+            on_click=_add_step,
+            args=(kind.name, values),
+            width="stretch",
+        )
+        st.button(
+            "Normalize from train",
+            icon=":material/functions:",
+            key="add_normalize",
+            on_click=_add_train_normalize,
+            args=(name,),
+            width="stretch",
+            help="Add Normalize with the train split's mean and std per channel, measured "
+            "after the steps above.",
+        )
+        message = st.session_state.pop("_pipeline_error", None)
+        if message:
+            st.error(md(message), icon=":material/error:")
+    return pipeline
+
+
+def _current_pipeline() -> datalib.transforms.Pipeline:
+    """The pipeline as the sidebar's text says now (a callback runs before the page)."""
+    try:
+        return datalib.transforms.parse(
+            st.session_state.get("transforms", ""), int(st.session_state.get("draw_seed", 0))
+        )
+    except datalib.DatalibError as e:
+        raise datalib.InvalidRequest(f"Fix or clear the pipeline's text first: {e}") from None
+
+
+def _remove_step(position: int) -> None:
+    try:
+        st.session_state["transforms"] = _current_pipeline().without(position).text
+    except datalib.DatalibError as e:
+        st.session_state["_pipeline_error"] = str(e)
+
+
+def _add_step(name: str, values: dict[str, str]) -> None:
+    written = ",".join(f"{k}={v.strip()}" for k, v in values.items() if v.strip())
+    try:
+        step = datalib.transforms.parse(f"{name}({written})").steps[0]
+        st.session_state["transforms"] = _current_pipeline().plus(step).text
+    except datalib.DatalibError as e:
+        st.session_state["_pipeline_error"] = str(e)
+
+
+def _add_train_normalize(name: str) -> None:
+    try:
+        pipeline = _current_pipeline()
+        splits = datalib.splits_of(name)
+        train = datalib.opened(name, "train" if "train" in splits else splits[0])
+        if train is None:
+            raise datalib.InvalidRequest("The train split is not scanned yet: try again soon.")
+        stats = datalib.transforms.after_stats(train, pipeline)
+        means = "/".join(f"{m:.4f}" for m in stats.channel_means())
+        stds = "/".join(f"{s:.4f}" for s in stats.channel_stds())
+        step = datalib.transforms.parse(f"Normalize(mean={means},std={stds})").steps[0]
+        st.session_state["transforms"] = pipeline.plus(step).text
+    except datalib.DatalibError as e:
+        st.session_state["_pipeline_error"] = str(e)
 
 
 def batch_picker(view: View, *, label: str = "Batch") -> int:
@@ -845,7 +984,7 @@ def share_link() -> None:
 
 # The URL's whole-number inputs. A value Python cannot make an int64 of (inf, nan, 400
 # digits) is dropped before a widget reads it: Streamlit's number input would raise on it.
-NUMBER_PARAMS = ("batch_size", "seed", "batch", "image", "page")
+NUMBER_PARAMS = ("batch_size", "seed", "batch", "image", "page", "draw_seed")
 _WHOLE_NUMBER = re.compile(r"-?\d{1,18}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -59,7 +60,9 @@ def _print_info(result: dict) -> None:
 
 
 def _print_checklist(result) -> None:
-    print(f"{result.spec.title} {result.split} through {result.loader_text}, ToTensor()")
+    print(
+        f"{result.spec.title} {result.split} through {result.loader_text}, {result.transform_text}"
+    )
     for check in result.checks:
         print(f"\n{check.verdict.upper():4}  {check.title}: {check.summary}")
         for fact, value in check.evidence_table().itertuples(index=False):
@@ -185,7 +188,9 @@ def parser() -> argparse.ArgumentParser:
     for command, help_text in COMMANDS.items():
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument(
-            "name", help=f"dataset name: {', '.join(DATASETS)}, or folder:<path under the root>"
+            "name",
+            help=f"dataset name: {', '.join(DATASETS)}, one the config file names "
+            "(batchscope.toml), or folder:<path under the root>",
         )
         sub.add_argument("--root", help="data root (default: $DATALIB_ROOT, else ./data)")
         if command in ("info", "check", "quality"):
@@ -243,6 +248,15 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--no-shuffle", action="store_true", help="shuffle=False")
             sub.add_argument("--drop-last", action="store_true", help="drop_last=True")
             sub.add_argument("--sampler", help="weighted: a WeightedRandomSampler by class")
+            sub.add_argument(
+                "--transforms",
+                default="",
+                help="the pipeline after ToTensor, as in the app's URL, e.g. "
+                "'RandomHorizontalFlip(p=0.5);Normalize(mean=0.1307,std=0.3081)'",
+            )
+            sub.add_argument(
+                "--draw-seed", type=int, default=0, help="random steps: sample i draws seed + i"
+            )
     return parser
 
 
@@ -250,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from datalib.scan import print_progress, scan
 
+    # With --json, stdout holds the JSON alone: what anything else prints (a user's dataset
+    # factory, say) goes to stderr.
+    out = sys.stdout
+    quiet = getattr(args, "json", False)
+    with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
+        return _run(args, out, print_progress, scan)
+
+
+def _run(args: argparse.Namespace, out, print_progress, scan) -> int:
     try:
         if args.command == "download":
             folder = download(args.name, args.root)
@@ -276,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             from datalib.batches import LoaderSettings
             from datalib.checks import checklist
             from datalib.sampling import sampler_name
+            from datalib.transforms import parse
 
             settings = LoaderSettings(  # every input is checked before the scan
                 batch_size=args.batch_size,
@@ -284,11 +308,12 @@ def main(argv: list[str] | None = None) -> int:
                 drop_last=args.drop_last,
             )
             sampler = sampler_name(args.sampler)
+            pipeline = parse(args.transforms, args.draw_seed)
             dataset_spec(args.name)
             scan(args.name, args.root, report=print_progress)
-            result = checklist(args.name, args.split, settings, sampler, args.root)
+            result = checklist(args.name, args.split, settings, sampler, args.root, pipeline)
             if args.json:
-                print(json.dumps(result.as_dict()))
+                print(json.dumps(result.as_dict()), file=out)
             else:
                 _print_checklist(result)
         elif args.command == "quality":
@@ -298,11 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             if result is None:
                 pass
             elif args.json:
-                print(json.dumps(result))
+                print(json.dumps(result), file=out)
             else:
                 _print_quality(result)
         elif args.json:
-            print(json.dumps(info(args.name, args.root, report=print_progress)))
+            print(json.dumps(info(args.name, args.root, report=print_progress)), file=out)
         else:
             _print_info(info(args.name, args.root, report=print_progress))
     except DatalibError as e:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from datalib.errors import InvalidRequest
+from datalib.transforms import EMPTY, Pipeline, apply, output_shape
 
 if TYPE_CHECKING:  # torch is imported where a replay needs it: `scan` and `info` never do
     import torch
@@ -133,8 +134,11 @@ def to_tensor(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).div(255)
 
 
-def batch(data: SplitData, settings: LoaderSettings, index: int) -> Batch:
-    """Batch `index` (0-based) exactly as `DataLoader(dataset, **settings)` yields it."""
+def batch(
+    data: SplitData, settings: LoaderSettings, index: int, pipeline: Pipeline = EMPTY
+) -> Batch:
+    """Batch `index` (0-based) exactly as `DataLoader(dataset, **settings)` yields it, its
+    images through ToTensor and then `pipeline`."""
     count = settings.num_batches(len(data))
     if not 0 <= index < count:
         raise InvalidRequest(
@@ -152,11 +156,29 @@ def batch(data: SplitData, settings: LoaderSettings, index: int) -> Batch:
             f"Batch {index} would take {size * 5 / 2**30:.1f} GB ({len(indices):,} images of "
             f"{c} x {h} x {w}, as bytes and as float32): lower the batch size."
         )
+    out = output_shape(pipeline, data.image_shape)
+    size = len(indices) * math.prod(out) * 4
+    if size > MAX_BATCH_BYTES:
+        raise InvalidRequest(
+            f"Batch {index} would take {size / 2**30:.1f} GB after the pipeline "
+            f"({len(indices):,} images of {' x '.join(map(str, out))}, float32): lower the "
+            "batch size or the pipeline's sizes."
+        )
     pixels = data.images(indices)
+    images = apply(pipeline, to_tensor(torch.from_numpy(pixels)), indices.tolist())
+    shapes = sorted({tuple(image.shape) for image in images})
+    if len(shapes) > 1:
+        raise InvalidRequest(
+            f"The pipeline gives the images of batch {index} different shapes "
+            f"({', '.join(' x '.join(map(str, s)) for s in shapes[:4])}), and the DataLoader "
+            "cannot stack them into one tensor. End the pipeline with a fixed size, e.g. "
+            f"v2.Resize(size=[{h}, {w}]) or v2.CenterCrop(size=[{h}, {w}]) (or set expand "
+            "to false in RandomRotation)."
+        )
     return Batch(
         index=index,
         indices=torch.from_numpy(indices.copy()),
-        images=to_tensor(torch.from_numpy(pixels)),
+        images=torch.stack(images) if images else to_tensor(torch.from_numpy(pixels)),
         labels=torch.from_numpy(data.labels[indices]),
         pixels=pixels,
     )

@@ -45,12 +45,14 @@ from datalib.stats import (
     imbalance_ratio,
     pixel_stats,
 )
+from datalib.transforms import EMPTY, AfterStats, ChannelFigures, Pipeline, after_stats
 
 __all__ = [
     "CHECKS",
     "VERDICTS",
     "Check",
     "Checklist",
+    "check_augment",
     "check_balanced",
     "check_loadable",
     "check_normalized",
@@ -60,6 +62,7 @@ __all__ = [
     "check_splits",
     "checklist",
     "checklist_of",
+    "standardized",
 ]
 
 VERDICTS = ("pass", "warn", "fail")
@@ -71,9 +74,13 @@ CHECKS = {
     "shuffled": "Shuffled batches",
     "split": "Disjoint train and test",
     "balanced": "Balanced classes",
+    "augment": "No random augmentation on test",  # with a pipeline only
 }
 MIXED, SORTED = 0.9, 0.5  # label mixing as a fraction of what a random order gives
 NORMALIZED_MEAN, NORMALIZED_STD = 0.1, 0.1  # |mean| and |std - 1| of a normalized channel
+# What "scaled" accepts after Normalize, of any split (test normalized with train's figures
+# strays further than train): |mean| at most this, std within these.
+STANDARD_MEAN, STANDARD_STD = 0.5, (0.5, 2.0)
 EXAMPLE_GROUPS, EXAMPLE_MEMBERS = 6, 6  # duplicate groups shown, and images shown per group
 SHOWN_BATCHES, SHOWN_LABELS = 20, 400  # the first batches' labels in the shuffled check's table
 
@@ -267,6 +274,7 @@ class Checklist:
     sampler: str | None
     checks: tuple[Check, ...]
     code: str
+    pipeline: Pipeline = EMPTY
 
     def __getitem__(self, name: str) -> Check:
         for check in self.checks:
@@ -283,6 +291,11 @@ class Checklist:
         else:
             order = f"shuffle={s.shuffle}" + (f", seed {s.seed}" if s.shuffle else "")
         return f"DataLoader(batch_size={s.batch_size}, {order}, drop_last={s.drop_last})"
+
+    @property
+    def transform_text(self) -> str:
+        """What each image goes through, as the pages title it."""
+        return self.pipeline.title
 
     def tally(self) -> dict[str, int]:
         """How many checks got each verdict."""
@@ -304,6 +317,8 @@ class Checklist:
                     "drop_last": s.drop_last,
                     "sampler": self.sampler,
                 },
+                "transforms": self.pipeline.text,
+                "draw_seed": self.pipeline.seed,
                 "tally": self.tally(),
                 "checks": {check.name: check.as_dict() for check in self.checks},
                 "code": self.code,
@@ -311,8 +326,13 @@ class Checklist:
         )
 
 
-def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
-    """Tensors of a numeric dtype, one shape for all, no NaN or inf after ToTensor."""
+def check_numerical(
+    data: SplitData, settings: LoaderSettings, after: AfterStats | None = None
+) -> Check:
+    """Tensors of a numeric dtype, one shape for all, no NaN or inf after ToTensor (and after
+    the pipeline, whose figures are `after`)."""
+    if after is not None and len(after.shapes) > 1:
+        return _shapes_differ(data, after)
     counts = pixel_stats(data).counts.sum(axis=0)
     as_tensor = to_tensor(torch.arange(LEVELS, dtype=torch.uint8))
     # ToTensor maps each raw byte value to one float, so checking the 256 values checks all.
@@ -323,14 +343,21 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     labels = targets(data)
     label_min, label_max = int(labels.min()), int(labels.max())
     out_of_range = int(((labels < 0) | (labels >= len(data.classes))).sum())
-    c, h, w = data.image_shape
+    c, h, w = data.image_shape if after is None else next(iter(after.shapes))
+    disk = " x ".join(map(str, data.image_shape))
     batches = settings.num_batches(len(data))
     last = len(data) - (batches - 1) * settings.batch_size
     last = min(last, settings.batch_size)
     facts = {
-        "images_on_disk": f"{stored}, {len(data):,} x {c} x {h} x {w}",
-        "images_after_ToTensor": f"{as_tensor.dtype}, each {c} x {h} x {w}",
+        "images_on_disk": f"{stored}, {len(data):,} x {disk}",
+        "images_after_ToTensor": f"{as_tensor.dtype}, each {disk}",
+        **(
+            {"images_after_the_pipeline": f"{as_tensor.dtype}, each {c} x {h} x {w}, {after.what}"}
+            if after is not None
+            else {}
+        ),
         "non_finite_values_after_ToTensor": non_finite,
+        **({"non_finite_values_after_the_pipeline": after.non_finite} if after is not None else {}),
         "labels": f"{data.labels.dtype}, {label_min} to {label_max}",
         "labels_outside_classes": out_of_range,
         "batches": batches,
@@ -338,12 +365,13 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
         "last_batch_size": last,
     }
     where = f"{data.spec.title} {data.split}"
+    non_finite += after.non_finite if after is not None else 0
     if not numeric or not as_tensor.dtype.is_floating_point or non_finite or out_of_range:
         problems = []
         if not numeric or not as_tensor.dtype.is_floating_point:
             problems.append(f"the images are {stored}, not a real number type")
         if non_finite:
-            problems.append(f"{non_finite:,} pixels are NaN or inf after ToTensor")
+            problems.append(f"{non_finite:,} pixels are NaN or inf after the transform")
         if out_of_range:
             problems.append(
                 f"{out_of_range:,} labels are outside 0 to {len(data.classes) - 1}, which "
@@ -357,8 +385,10 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
             facts,
         )
     summary = (
-        f"All {len(data):,} images share one shape ({c} x {h} x {w}), stored as "
-        f"{stored}; after ToTensor they are {as_tensor.dtype} with no NaN or inf, "
+        f"All {len(data):,} images share one shape ({c} x {h} x {w}"
+        + (" after the pipeline" if after is not None else "")
+        + "), stored as "
+        f"{stored}; after the transform they are {as_tensor.dtype} with no NaN or inf, "
         f"and the labels are {labels.dtype} class indices."
     )
     if last == 1 and batches > 1:
@@ -374,13 +404,88 @@ def check_numerical(data: SplitData, settings: LoaderSettings) -> Check:
     return Check("numerical", CHECKS["numerical"], "pass", summary, facts)
 
 
-def check_scaled(low: float, high: float, raw_low: int, raw_high: int) -> Check:
-    """Values the model sees in [0, 1] or [-1, 1]; raw 0-255 bytes flagged with their transform."""
+def _shapes_differ(data: SplitData, after: AfterStats) -> Check:
+    shapes = after.shapes.most_common()
+    c, h, w = shapes[0][0]
+    listed = ", ".join(f"{' x '.join(map(str, shape))} ({n:,})" for shape, n in shapes[:5])
+    return Check(
+        "numerical",
+        CHECKS["numerical"],
+        "fail",
+        f"{data.spec.title} {data.split}: the pipeline gives images of {len(shapes)} different "
+        f"shapes ({listed}{', ...' if len(shapes) > 5 else ''}; of {after.what}), and the "
+        "DataLoader cannot stack them into one batch tensor: it raises at the first batch "
+        "that mixes them. End the pipeline with one fixed size.",
+        {"shapes_after_the_pipeline": len(shapes), "most_common": f"{c} x {h} x {w}"},
+        fix=(
+            f"v2.Resize(size=[{h}, {w}]),  # last step: one size for every image\n"
+            "# or RandomResizedCrop / CenterCrop with one size; RandomRotation(expand=False)"
+        ),
+    )
+
+
+def check_augment(split: str, pipeline: Pipeline) -> Check:
+    """Random augmentation belongs to training: a random pipeline on another split warns."""
+    random = [step.name for step in pipeline.steps if step.random]
+    facts = {"split": split, "random_steps": ", ".join(random) or "none"}
+    if not random:
+        summary = "The pipeline is deterministic: every epoch sees the same tensors."
+        return Check("augment", CHECKS["augment"], "pass", summary, facts)
+    if split == "train":
+        return Check(
+            "augment",
+            CHECKS["augment"],
+            "pass",
+            f"Random augmentation ({', '.join(random)}) on train, each sample drawn anew: as "
+            "intended. Evaluate test without these steps.",
+            facts,
+        )
+    kept = [step for step in pipeline.steps if not step.random]
+    fix = (
+        "eval_transform = v2.Compose([\n" + "".join(f"    {s.code},\n" for s in kept) + "])"
+        if kept
+        else "eval_transform = None  # no deterministic step: ToTensor() alone for evaluation"
+    )
+    return Check(
+        "augment",
+        CHECKS["augment"],
+        "warn",
+        f"The {split} split goes through random augmentation ({', '.join(random)}): its "
+        "accuracy then changes from run to run and measures the augmented images, not yours. "
+        "Evaluate with the deterministic steps only.",
+        facts,
+        fix=fix,
+    )
+
+
+def check_scaled(
+    low: float,
+    high: float,
+    raw_low: int,
+    raw_high: int,
+    standardized: tuple[float, float] | None = None,
+) -> Check:
+    """Values the model sees in [0, 1] or [-1, 1], or standardized (`standardized`: the mean
+    and std after a pipeline with Normalize, near 0 and 1); raw 0-255 bytes flagged with
+    their transform."""
     facts = {
         "raw_on_disk": f"{raw_low} to {raw_high}",
         "min_after_transform": low,
         "max_after_transform": high,
     }
+    if standardized is not None:
+        mean, std = standardized
+        facts |= {"mean_after_transform": mean, "std_after_transform": std}
+        if abs(mean) <= STANDARD_MEAN and STANDARD_STD[0] <= std <= STANDARD_STD[1]:
+            return Check(
+                "scaled",
+                CHECKS["scaled"],
+                "pass",
+                f"Standardized: after Normalize the model sees values from {low:.4g} to "
+                f"{high:.4g} with mean {mean:.3f} and std {std:.3f}, the scale it expects "
+                f"(on disk they are {raw_low} to {raw_high}).",
+                facts,
+            )
     raw = f"on disk they are {raw_low} to {raw_high}"
     if raw_high > 1:
         raw += ", which transforms.ToTensor() divides by 255 (this loader applies it)"
@@ -399,11 +504,16 @@ def check_scaled(low: float, high: float, raw_low: int, raw_high: int) -> Check:
     )
 
 
-def check_normalized(stats: Sequence[PixelStats]) -> Check:
-    """Per-channel mean and std of train after the loader's transform, and the Normalize line."""
+def check_normalized(
+    stats: Sequence[PixelStats | ChannelFigures], pipeline: Pipeline = EMPTY
+) -> Check:
+    """Per-channel mean and std of train after the loader's transform (ToTensor, then the
+    pipeline), and the Normalize line that centres them."""
     means = [s.mean for s in stats]
     stds = [s.std for s in stats]
     facts = {"channels": len(stats), "mean": means, "std": stds, "normalize": normalize_line(stats)}
+    if pipeline:
+        facts["transform"] = pipeline.title
     shown = f"mean {_prose_text(means)}, std {_prose_text(stds)}"
     constant = [c for c, s in enumerate(stds) if s == 0]
     if constant:
@@ -422,21 +532,33 @@ def check_normalized(stats: Sequence[PixelStats]) -> Check:
             "normalized",
             CHECKS["normalized"],
             "pass",
-            f"Normalized: per channel the train split has {shown} after the transform.",
+            f"Normalized: per channel the train split has {shown} after the transform"
+            + (f" ({pipeline.title})." if pipeline else "."),
             facts,
         )
+    line = normalize_line(stats)
     return Check(
         "normalized",
         CHECKS["normalized"],
         "warn",
-        f"Not normalized: after ToTensor the train split has {shown} per channel, not 0 and 1. "
-        "Normalize with the train statistics (for train and test alike) to centre the inputs.",
+        f"Not normalized: after {'the pipeline' if pipeline else 'ToTensor'} the train split "
+        f"has {shown} per channel, not 0 and 1. Normalize with the train statistics (for train "
+        "and test alike) to centre the inputs"
+        + (
+            ": add this as the pipeline's last step (the sidebar's Normalize button does)."
+            if pipeline
+            else "."
+        ),
         facts,
         fix=(
-            "transform = transforms.Compose([\n"
-            "    transforms.ToTensor(),\n"
-            f"    {normalize_line(stats)},  # train mean and std per channel\n"
-            "])"
+            f"v2.{line.removeprefix('transforms.')},  # last step: train mean and std per channel"
+            if pipeline
+            else (
+                "transform = transforms.Compose([\n"
+                "    transforms.ToTensor(),\n"
+                f"    {line},  # train mean and std per channel\n"
+                "])"
+            )
         ),
     )
 
@@ -776,13 +898,14 @@ def checklist(
     settings: LoaderSettings | None = None,
     sampler: str | None = None,
     root: str | Path | None = None,
+    pipeline: Pipeline = EMPTY,
 ) -> Checklist:
     """Every check for `split` of dataset `name` read by a DataLoader with these settings
-    (its index brought up to date first)."""
+    and transform pipeline (its index brought up to date first)."""
     spec = dataset_spec(name)
     load(spec.name, split, root)  # scans when needed, and checks the split exists
     splits = {s: load(spec.name, s, root, scan_first=False) for s in ("train", "test")}
-    return checklist_of(splits, split, settings, sampler)
+    return checklist_of(splits, split, settings, sampler, pipeline)
 
 
 def checklist_of(
@@ -790,9 +913,10 @@ def checklist_of(
     split: str,
     settings: LoaderSettings | None = None,
     sampler: str | None = None,
+    pipeline: Pipeline = EMPTY,
 ) -> Checklist:
-    """Every check for `splits[split]` read by a DataLoader with these settings; `splits`
-    holds train and test."""
+    """Every check for `splits[split]` read by a DataLoader with these settings, its images
+    through ToTensor and `pipeline`; `splits` holds train and test."""
     if split not in ("train", "test") or not {"train", "test"} <= set(splits):
         raise InvalidRequest(
             f"The checklist compares a train and a test split; choose train or test, not {split!r}."
@@ -809,20 +933,45 @@ def checklist_of(
         )
     pixels = pixel_stats(data)
     path = data.root
-    normalized = pixel_stats(train).channels
+    after = after_stats(data, pipeline) if pipeline else None
+    low, high = (pixels.min, pixels.max) if after is None else (after.min, after.max)
+    normalized = (
+        pixel_stats(train).channels if not pipeline else after_stats(train, pipeline).figures()
+    )
     checks = (
         check_loadable((train, test), path),
-        check_numerical(data, settings),
-        check_scaled(pixels.min, pixels.max, round(pixels.min * 255), round(pixels.max * 255)),
-        check_normalized(normalized),
+        check_numerical(data, settings, after),
+        check_scaled(
+            low,
+            high,
+            round(pixels.min * 255),
+            round(pixels.max * 255),
+            standardized(pipeline, after),
+        ),
+        check_normalized(normalized, pipeline),
         check_shuffled(data, settings, sampler),
         check_splits(train, test, path),
         check_balanced(data, settings, sampler),
+        *([check_augment(split, pipeline)] if pipeline else []),
     )
     code = reproduce_code(
-        spec, path, split, settings, sampler, normalize_line(normalized), data.image_shape
+        spec,
+        path,
+        split,
+        settings,
+        sampler,
+        normalize_line(normalized),
+        data.image_shape,
+        pipeline,
     )
-    return Checklist(spec, split, path, settings, sampler, checks, code)
+    return Checklist(spec, split, path, settings, sampler, checks, code, pipeline)
+
+
+def standardized(pipeline: Pipeline, after: AfterStats | None) -> tuple[float, float] | None:
+    """The mean and std after a pipeline that normalizes, for the scaled check."""
+    if after is None or not any(step.name == "Normalize" for step in pipeline.steps):
+        return None
+    return after.mean, after.std
 
 
 def _member(data: SplitData, index: int) -> Member:

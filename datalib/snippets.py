@@ -12,8 +12,17 @@ from datalib.index import SplitData
 from datalib.registry import DatasetSpec
 from datalib.sampling import sampler_name
 from datalib.stats import PixelStats
+from datalib.transforms import EMPTY, Pipeline
 
-__all__ = ["loadable_fix", "normalize_line", "reproduce_code", "split_fix", "weights_fix"]
+__all__ = [
+    "batch_code",
+    "loadable_fix",
+    "loader_code",
+    "normalize_line",
+    "reproduce_code",
+    "split_fix",
+    "weights_fix",
+]
 
 
 def normalize_line(stats: Sequence[PixelStats]) -> str:
@@ -24,24 +33,48 @@ def normalize_line(stats: Sequence[PixelStats]) -> str:
     )
 
 
-def reproduce_code(
+SEEDED_DRAWS = [
+    "class SeededDraws(torch.utils.data.Dataset):",
+    '    """Sample i\'s random transforms drawn from torch.manual_seed(seed + i), as Batchscope',
+    '    draws them: the same in every epoch, batch and worker."""',
+    "",
+    "    def __init__(self, dataset, transform, seed):",
+    "        self.dataset, self.transform, self.seed = dataset, transform, seed",
+    "        self.classes, self.targets = dataset.classes, dataset.targets",
+    "",
+    "    def __len__(self):",
+    "        return len(self.dataset)",
+    "",
+    "    def __getitem__(self, i):",
+    "        image, label = self.dataset[i]",
+    "        with torch.random.fork_rng(devices=[]):",
+    "            torch.manual_seed(self.seed + i)",
+    "            return self.transform(image), label",
+    "",
+]
+
+
+def loader_code(
     spec: DatasetSpec,
     root: Path,
     split: str,
     settings: LoaderSettings,
     sampler: str | None,
-    normalize: str,
     image_shape: tuple[int, int, int],
-) -> str:
-    """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
-    epoch's labels: runnable as shown."""
+    pipeline: Pipeline = EMPTY,
+    normalize: str = "",
+) -> list[str]:
+    """Python lines that build this dataset, its transform (ToTensor, then the pipeline) and
+    its DataLoader (and sampler), named `dataset` and `loader`."""
     s = settings
     sampler = sampler_name(sampler)
     lines = [
         "import torch",
         f"from torch.utils.data import DataLoader{', WeightedRandomSampler' if sampler else ''}",
         "from torchvision import datasets, transforms",
+        *(["from torchvision.transforms import v2"] if pipeline else []),
         "",
+        *(SEEDED_DRAWS if pipeline.random else []),
     ]
     steps = spec.format.transform_steps(image_shape)
     lines += [
@@ -51,10 +84,24 @@ def reproduce_code(
             for step in steps
         ),
         "    transforms.ToTensor(),  # uint8 0-255 -> float32 0-1",
-        f"    # {normalize},  # the normalized check's fix",
+        # The normalized check's fix, where no pipeline follows (its own fix says where).
+        *(
+            [f"    # {normalize},  # the normalized check's fix"]
+            if normalize and not pipeline
+            else []
+        ),
+        *([] if pipeline.random else [f"    {line}" for line in pipeline.code_lines()]),
         "])",
-        *spec.format.dataset_code(spec, root, split, image_shape),
     ]
+    if pipeline.random:
+        lines += [
+            f"augment = v2.Compose([  # the random steps' draws: seed {pipeline.seed} + index",
+            *(f"    {line}" for line in pipeline.code_lines()),
+            "])",
+        ]
+    lines += spec.format.dataset_code(spec, root, split, image_shape)
+    if pipeline.random:
+        lines.append(f"dataset = SeededDraws(dataset, augment, seed={pipeline.seed})")
     if sampler:
         lines += [
             "targets = torch.as_tensor(dataset.targets)",
@@ -89,6 +136,24 @@ def reproduce_code(
             f"    dataset, batch_size={s.batch_size}, shuffle=False, drop_last={s.drop_last}",
             ")",
         ]
+    return lines
+
+
+def reproduce_code(
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    settings: LoaderSettings,
+    sampler: str | None,
+    normalize: str,
+    image_shape: tuple[int, int, int],
+    pipeline: Pipeline = EMPTY,
+) -> str:
+    """Python that builds this dataset, transform and DataLoader (and sampler), then counts one
+    epoch's labels: runnable as shown."""
+    lines = loader_code(
+        spec, root, split, settings, sampler, image_shape, pipeline, normalize=normalize
+    )
     lines += [
         "",
         "# One epoch's class counts, as the balanced check shows them for this loader.",
@@ -98,6 +163,28 @@ def reproduce_code(
         "print(counts.tolist())",
     ]
     return "\n".join(lines) + "\n"
+
+
+def batch_code(
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    settings: LoaderSettings,
+    image_shape: tuple[int, int, int],
+    pipeline: Pipeline,
+    index: int,
+) -> str:
+    """Python that builds this loader and takes its batch `index`, as the Batches page shows
+    it: runnable as shown."""
+    lines = loader_code(spec, root, split, settings, None, image_shape, pipeline)
+    lines += [
+        "",
+        f"# Batch {index} of the first epoch (the loader decodes the batches before it too).",
+        f"images, labels = next(itertools.islice(loader, {index}, None))",
+        "print(images.shape, images.dtype, float(images.min()), float(images.max()))",
+        "print(labels)",
+    ]
+    return "import itertools\n" + "\n".join(lines) + "\n"
 
 
 def weights_fix(settings: LoaderSettings) -> str:

@@ -44,11 +44,13 @@ if not {"train", "test"} <= set(names):
 with ui.user_errors():
     splits = {split: ui.load(spec.name, split) for split in names}
     with st.spinner("Running the checks..."):
-        result = datalib.checks.checklist_of(splits, view.data.split, view.loader, sampler)
+        result = datalib.checks.checklist_of(
+            splits, view.data.split, view.loader, sampler, view.pipeline
+        )
 
 tally = result.tally()
 st.caption(
-    f"{ui.md(view.title)} through `{result.loader_text}` with `transforms.ToTensor()`: "
+    f"{ui.md(view.title)} through `{result.loader_text}` with `{result.transform_text}`: "
     f"{tally['pass']} pass, {tally['warn']} warn, {tally['fail']} fail."
 )
 

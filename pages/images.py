@@ -8,14 +8,60 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import datalib
+import datalib.transforms
 import ui
 
 PER_PAGE = ui.GALLERY_PAGE
 HEATMAP_SIDE = 96  # pixels on the longer side the pixel chart draws, at most
+DRAWS = 16  # of the pipeline, in the augmentation preview
 
 view = ui.sidebar()
 data = view.data
 st.title("Images", anchor=False)
+
+
+def preview(index: int) -> None:
+    """The augmentation preview: the pipeline drawn DRAWS times on this image."""
+    pipeline = view.pipeline
+    st.markdown(f"**Augmentation preview: {DRAWS} draws of the pipeline**")
+    if not pipeline:
+        st.caption(
+            "No pipeline yet: add transforms in the sidebar (Transforms) to see this image as "
+            "the model would, draw after draw."
+        )
+        return
+    try:
+        drawn = datalib.transforms.draws(data, pipeline, index, DRAWS)
+    except datalib.DatalibError as e:  # the rest of the page still draws
+        st.error(ui.md(e), icon=":material/error:")
+        return
+    pictures, low, high = datalib.transforms.viewable(drawn)
+    ui.pixel_grid(
+        data,
+        [index] * DRAWS,
+        [f"draw {j + 1}" for j in range(DRAWS)],
+        key="draws",
+        images=pictures,
+        size=72,
+        room=360,
+    )
+    st.caption(
+        f"Through `{pipeline.title}`. "
+        + (
+            f"Draw 1 is what the Batches page shows for #{index} (`torch.manual_seed("
+            f"{pipeline.seed} + {index})`); the next draws continue from that generator, as "
+            f"`[augment(image) for _ in range({DRAWS})]` after the same seed does."
+            if pipeline.random
+            else "No step is random: every draw is the same."
+        )
+        + (
+            ""
+            if (low, high) == (0.0, 1.0)
+            else f" Shown with the lowest value ({low:.3f}) black and the highest "
+            f"({high:.3f}) white."
+        )
+    )
+
 
 gallery, single = st.columns([3, 2], gap="large")
 with gallery:
@@ -84,6 +130,7 @@ with single:
         f"**#{index:,}** in {ui.md(view.title)}, label "
         f"**{ui.md(data.classes[data.labels_of([index])[0]])}**"
     )
+    preview(index)
     # A big image's values are drawn reduced: a chart of millions of cells would not draw.
     values = ui.shrink(pixels, HEATMAP_SIDE)
     reduced = values.shape != pixels.shape

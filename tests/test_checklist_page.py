@@ -14,6 +14,7 @@ from tests.conftest import (
     open_page,
     plotly_array,
     texts,
+    verdicts,
 )
 
 CHECK_TITLES = [
@@ -25,16 +26,6 @@ CHECK_TITLES = [
     "Disjoint train and test",
     "Balanced classes",
 ]
-
-
-def verdicts(app: AppTest) -> dict[str, str]:
-    """Each check's verdict as its badge in the summary row says it."""
-    markdown = [m.value for m in app.markdown]
-    found = {}
-    for title in CHECK_TITLES:
-        badge = markdown[markdown.index(f"**{title}**") - 1]
-        found[title] = next(v for v in ("pass", "warn", "fail") if f" {v}]" in badge)
-    return found
 
 
 def code_box(app: AppTest) -> str:
