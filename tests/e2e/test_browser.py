@@ -7,7 +7,7 @@ import io
 import re
 import struct
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from PIL import Image
@@ -309,3 +309,24 @@ def test_clicking_a_test_bar_shows_test_samples_and_the_selection_clears(page, s
     assert not page.locator(".js-plotly-plot").first.evaluate(faded)
     assert page.get_by_role("button", name="Clear the selection").count() == 0
     assert page.get_by_text("The first ones in MNIST test").is_visible()  # the samples stay
+
+
+def test_a_pipeline_in_the_link_shows_before_and_after_and_a_step_comes_off(page, server):
+    """The pipeline rides in the URL; Next keeps it; removing its step takes it off the URL."""
+    flip = "RandomHorizontalFlip(p=0.5)"
+    open_view(page, f"{server}/batches?transforms={quote(flip)}&draw_seed=4", "Batches")
+    before, after = gallery_sources(page, "batch_images"), gallery_sources(page, "batch_after")
+    assert len(before) == len(after) == 10
+    assert page.get_by_text("torch.manual_seed(4 + i)").first.is_visible()
+    screenshot(page, "batches-pipeline")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_text("Batch 1 of 6,000").wait_for()
+    settle(page)
+    assert gallery_sources(page, "batch_after") != after
+    assert "transforms=" in page.url and "batch=1" in page.url
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.locator(".st-key-remove_step_0 button").first.click()
+    settle(page)
+    assert "transforms=" not in page.url
+    assert page.locator(".st-key-batch_after").count() == 0
+    assert_no_error(page)
