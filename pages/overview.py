@@ -35,19 +35,21 @@ if len(shown) < len(members):
     missing = [view.data.classes[c] for c in range(len(members)) if c not in shown]
     st.warning(f"No image at all in {ui.md(view.title)} of: {ui.md(', '.join(missing))}.")
 st.caption(
-    f"The first image of each class in {ui.md(view.title)}. Stored on disk as uint8 0-255; "
+    f"The first image of each class in {ui.md(view.title)}, as uint8 0-255 "
+    f"{view.data.spec.format.source}; "
     "the Batches page shows them as the model receives them after `transforms.ToTensor()`."
 )
 
 details = view.data.details
-st.subheader("What was read from disk", anchor=False)
+source = view.data.spec.format.source
+st.subheader(f"What was read, {source}", anchor=False)
 st.info(details["conformed"], icon=":material/photo_size_select_large:")
 sizes, modes = st.columns(2)
-sizes.markdown("**Image sizes on disk** (width x height: images)")
+sizes.markdown(f"**Image sizes {source}** (width x height: images)")
 sizes.dataframe(
     pd.DataFrame(details["sizes"]), hide_index=True, column_order=["width", "height", "count"]
 )
-modes.markdown("**Image modes on disk** (L is grey)")
+modes.markdown(f"**Image modes {source}** (L is grey)")
 modes.dataframe(
     pd.DataFrame({"mode": list(details["modes"]), "images": list(details["modes"].values())}),
     hide_index=True,

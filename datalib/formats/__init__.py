@@ -73,6 +73,7 @@ class Format:
     """The interface every format implements (see the module docstring)."""
 
     name = ""
+    source = "on disk"  # where the images come from, in a page's words ("sizes on disk")
 
     def folder(self, spec) -> str:
         """The dataset's folder under the data root."""

@@ -184,6 +184,7 @@ class TorchFormat(Format):
     """A split is what its factory returns; a sample's source is `<split>:<index>`."""
 
     name = "torch"
+    source = "as your Dataset gives them"
 
     def __init__(self, kept: int = KEPT) -> None:
         self.kept = kept
