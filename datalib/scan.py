@@ -593,7 +593,7 @@ def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runne
         if not good:
             raise next(iter(listings.values()))  # type: ignore[misc]
         shards = {split: plan_shards(listing) for split, listing in good.items()}
-        key = _index_key(listings, shards)
+        key = _index_key(listings, shards, spec.format.identity(spec))
         current = current_index(spec, root)
         if current is not None and trusted(spec, root, current) is None:
             current = None  # damaged or forged: built again below, never read
@@ -636,13 +636,15 @@ def _finished(path: Path, shard: Shard) -> bool:
     return False
 
 
-def _index_key(listings: dict, shards: dict[str, list[Shard]]) -> str:
+def _index_key(listings: dict, shards: dict[str, list[Shard]], identity: str = "") -> str:
     """What the index's content depends on: every shard's key, each split's classes and what
-    was skipped (or why a split failed)."""
+    was skipped (or why a split failed), and the format's identity of the dataset where it
+    has one (an index's meta.json holds it; the pages open none made under another)."""
     return hashlib.sha256(
         json.dumps(
             [
                 SCAN_VERSION,
+                *([identity] if identity else []),
                 {
                     split: (
                         [s.key for s in shards[split]],

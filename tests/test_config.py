@@ -535,3 +535,19 @@ def test_an_edited_entry_is_never_read_through_the_old_index(write_config, tiny_
         assert time.monotonic() < deadline, datalib.scan_state("mine", tiny_root)
         time.sleep(0.3)
     assert len(data) == 16
+
+
+def test_an_index_made_before_identities_is_scanned_once_not_forever(
+    write_config, tiny_root, monkeypatch
+):
+    """An index from a Batchscope that stored no identity: one scan makes one that does."""
+    write_config(
+        '[datasets.mine.splits.train]\nfactory = "userdigits.data:TensorDigits"\n'
+        "kwargs = { train = true }\n"
+    )
+    with monkeypatch.context() as old:
+        old.setattr(type(TORCH), "identity", lambda self, spec: "")
+        datalib.load("mine", "train", tiny_root)
+    assert datalib.opened("mine", "train", tiny_root) is None  # not trusted: a scan starts
+    datalib.load("mine", "train", tiny_root)  # (or the background one) makes the new index
+    assert len(datalib.opened("mine", "train", tiny_root)) == 40
