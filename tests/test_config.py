@@ -551,3 +551,20 @@ def test_an_index_made_before_identities_is_scanned_once_not_forever(
     assert datalib.opened("mine", "train", tiny_root) is None  # not trusted: a scan starts
     datalib.load("mine", "train", tiny_root)  # (or the background one) makes the new index
     assert len(datalib.opened("mine", "train", tiny_root)) == 40
+
+
+def test_a_torchvision_class_named_in_the_config_is_that_dataset(write_config, real_root):
+    """torchvision's MNIST class over the real files, named in the config: the same split as
+    the built-in MNIST, image for image."""
+    write_config(
+        '[datasets.tvmnist]\ntitle = "MNIST via torchvision"\n'
+        '[datasets.tvmnist.splits.test]\nfactory = "torchvision.datasets:MNIST"\n'
+        f'kwargs = {{ root = "{real_root}", train = false }}\n'
+    )
+    mine = datalib.load("tvmnist", "test", real_root)
+    builtin = datalib.load("mnist", "test", real_root)
+    assert len(mine) == 10_000 and mine.classes == builtin.classes
+    assert np.array_equal(mine.labels, builtin.labels)
+    picked = [0, 1234, 9999]
+    assert np.array_equal(mine.images(picked), builtin.images(picked))
+    assert datalib.pixel_stats(mine).as_dict() == datalib.pixel_stats(builtin).as_dict()
