@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from datalib.errors import InvalidRequest
-from datalib.transforms import EMPTY, Pipeline, apply, output_shape
+from datalib.transforms import EMPTY, Pipeline, apply, plan
 
 if TYPE_CHECKING:  # torch is imported where a replay needs it: `scan` and `info` never do
     import torch
@@ -30,6 +30,7 @@ __all__ = [
 
 MAX_BATCH_SIZE = 1024
 MAX_BATCH_BYTES = 256 << 20  # pixels of one batch (x5 with the float32 copy), at most
+MAX_BATCH_WORK = 2_000_000_000  # a batch's work in the pipeline (transforms.Plan), at most
 MAX_SEED = 2**63 - 1
 
 
@@ -156,14 +157,21 @@ def batch(
             f"Batch {index} would take {size * 5 / 2**30:.1f} GB ({len(indices):,} images of "
             f"{c} x {h} x {w}, as bytes and as float32): lower the batch size."
         )
-    out = output_shape(pipeline, data.image_shape)
-    size = len(indices) * math.prod(out) * 4
-    if size > MAX_BATCH_BYTES:
-        raise InvalidRequest(
-            f"Batch {index} would take {size / 2**30:.1f} GB after the pipeline "
-            f"({len(indices):,} images of {' x '.join(map(str, out))}, float32): lower the "
-            "batch size or the pipeline's sizes."
-        )
+    if pipeline:
+        cost = plan(pipeline, data.image_shape)
+        size = len(indices) * cost.peak * 4
+        if size > MAX_BATCH_BYTES:
+            raise InvalidRequest(
+                f"Batch {index} would take {size / 2**30:.1f} GB in the pipeline "
+                f"({len(indices):,} images of up to {cost.peak:,} float32 values between "
+                "its steps): lower the batch size or the pipeline's sizes."
+            )
+        if len(indices) * cost.work > MAX_BATCH_WORK:
+            raise InvalidRequest(
+                f"Batch {index} would cost about {len(indices) * cost.work:.2g} operations "
+                f"in the pipeline (at most {MAX_BATCH_WORK:.0e}): lower the batch size, or "
+                "use a smaller blur kernel or smaller sizes."
+            )
     pixels = data.images(indices)
     images = apply(pipeline, to_tensor(torch.from_numpy(pixels)), indices.tolist())
     shapes = sorted({tuple(image.shape) for image in images})

@@ -93,6 +93,10 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
     from datalib.scan import BLAS_THREADS
 
     env_vars = {"PYTHONPATH": _code_path(), **dict.fromkeys(BLAS_THREADS, "1")}
+    from datalib.paths import CONFIG_ENV, config_path
+
+    if CONFIG_ENV in os.environ or config_path().exists():  # your own datasets: the same file
+        env_vars[CONFIG_ENV] = str(config_path())
     runtime_env = {"env_vars": env_vars}
     options = {"log_to_driver": False, "runtime_env": runtime_env, "logging_level": "ERROR"}
     try:

@@ -14,6 +14,7 @@ holds it, and in the script the code box shows (`SeededDraws`), whatever the loa
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -37,6 +38,7 @@ __all__ = [
     "ChannelFigures",
     "Param",
     "Pipeline",
+    "Plan",
     "Step",
     "StepKind",
     "after_stats",
@@ -44,6 +46,7 @@ __all__ = [
     "draws",
     "output_shape",
     "parse",
+    "plan",
     "viewable",
 ]
 
@@ -353,6 +356,11 @@ class Pipeline:
         return any(step.random for step in self.steps)
 
     @property
+    def draws(self) -> bool:
+        """Whether a step draws from torch's generator (a flip with p=1 does, uselessly)."""
+        return any(step.kind.random for step in self.steps)
+
+    @property
     def pointwise(self) -> bool:
         """Every step maps each value alone (Normalize): statistics follow from the counts."""
         return all(step.kind.pointwise for step in self.steps)
@@ -463,8 +471,10 @@ def apply(pipeline: Pipeline, images: torch.Tensor, indices: Sequence[int]) -> l
     if not pipeline:
         return list(images)
     compose = pipeline.compose
-    if not pipeline.random:  # one call for all: the same result as one image at a time
+    if not pipeline.draws:  # one call for all: the same result as one image at a time
         return list(_run(compose, images))
+    # A step that draws from the generator (even one whose output never varies, a flip with
+    # p=1) runs an image at a time under the lock, so no session's draws disturb another's.
     out = []
     for image, index in zip(images, indices, strict=True):
         # torch's generator is the process's: sessions' threads take turns, image by image.
@@ -477,15 +487,100 @@ def apply(pipeline: Pipeline, images: torch.Tensor, indices: Sequence[int]) -> l
 _GENERATOR = threading.Lock()
 
 
-def output_shape(pipeline: Pipeline, shape: tuple[int, int, int]) -> tuple[int, ...]:
-    """The shape one image of `shape` (C x H x W) comes out of the pipeline in (its first
-    draw's, for a random one); refuses a pipeline these images cannot go through."""
+# What one image may cost on its way through a pipeline: the elements (C x H x W) of any
+# image between two steps, and the work (elements touched, a blur's kernel counted) of all
+# steps. A GaussianBlur of kernel 99 on a 1024 x 1024 grey image, about 2e8, takes 2.5 s here.
+MAX_ELEMENTS = 3 * 1536 * 1536
+MAX_WORK = 100_000_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a pipeline does to images of one shape, known before any runs: the output's
+    shape (the largest, where random steps vary it), the most elements of any image between
+    two steps, and the work an image costs."""
+
+    shape: tuple[int, int, int]
+    peak: int
+    work: int
+
+
+@functools.lru_cache(maxsize=64)
+def plan(pipeline: Pipeline, shape: tuple[int, int, int]) -> Plan:
+    """The pipeline's plan on images of `shape` (C x H x W), after refusing what they cannot
+    go through or what would cost too much; one image of zeros is then run through it
+    (bounded by the plan) for torchvision's own refusals."""
     import torch
 
-    if not pipeline:
-        return tuple(shape)
-    (out,) = apply(pipeline, torch.zeros((1, *shape)), [0])
-    return tuple(out.shape)
+    pipeline.channels_check(shape[0])
+    c, h, w = shape
+    peak, work = c * h * w, 0
+    for position, step in enumerate(pipeline.steps, 1):
+        h, w, factor = _step_shape(step, h, w, position)
+        elements = c * h * w
+        if elements > MAX_ELEMENTS:
+            raise InvalidRequest(
+                f"Step {position} ({step.text}) would make images of {c} x {h} x {w}: at most "
+                f"{MAX_ELEMENTS:,} values an image. Use smaller sizes."
+            )
+        peak, work = max(peak, elements), work + max(elements, peak) * factor
+    if work > MAX_WORK:
+        raise InvalidRequest(
+            f"The pipeline would cost about {work:.2g} operations an image of {shape[0]} x "
+            f"{shape[1]} x {shape[2]} (at most {MAX_WORK:.0e}): use a smaller blur kernel, "
+            "fewer steps or smaller sizes."
+        )
+    if pipeline:
+        apply(pipeline, torch.zeros((1, *shape)), [0])
+    return Plan((c, h, w), peak, max(work, c * h * w))
+
+
+def _step_shape(step: Step, h: int, w: int, position: int) -> tuple[int, int, int]:
+    """A step's output height and width (the largest it may give) and its work per element."""
+    values = dict(step.values)
+    size = values.get("size")
+    if size is not None:
+        size = tuple(int(v) for v in size)
+    if step.name == "Resize":
+        if len(size) == 2:
+            return size[0], size[1], 4
+        short, long = min(h, w), max(h, w)
+        side = int(size[0] * long / short)
+        return (size[0], side, 4) if h <= w else (side, size[0], 4)
+    if step.name in ("CenterCrop", "RandomResizedCrop"):
+        out = size * 2 if len(size) == 1 else size
+        return out[0], out[1], 4 if step.name == "RandomResizedCrop" else 1
+    if step.name == "RandomCrop":
+        out = size * 2 if len(size) == 1 else size
+        pad = [int(v) for v in values.get("padding", (0,))]
+        left, top, right, bottom = (
+            (pad * 4)[:4] if len(pad) == 1 else ((pad * 2)[:4] if len(pad) == 2 else pad)
+        )
+        padded_h, padded_w = h + top + bottom, w + left + right
+        if not values.get("pad_if_needed") and (out[0] > padded_h or out[1] > padded_w):
+            raise InvalidRequest(
+                f"Step {position} ({step.text}) crops {out[0]} x {out[1]} from images of "
+                f"{padded_h} x {padded_w}: crop smaller, pad, or set pad_if_needed=true."
+            )
+        return out[0], out[1], 1
+    if step.name == "RandomRotation" and values.get("expand"):
+        side = math.ceil(math.hypot(h, w))  # any angle fits in the diagonal
+        return side, side, 8
+    if step.name == "GaussianBlur":
+        kernel = [int(k) for k in values["kernel_size"]]
+        if max(kernel) // 2 >= min(h, w):
+            raise InvalidRequest(
+                f"Step {position} ({step.text}): a kernel of {max(kernel)} is too big for images "
+                f"of {h} x {w}: at most {2 * min(h, w) - 1}."
+            )
+        return h, w, 2 * max(kernel)
+    return h, w, 8 if step.name in ("RandomRotation", "RandomAffine") else 2
+
+
+def output_shape(pipeline: Pipeline, shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The shape an image of `shape` (C x H x W) comes out of the pipeline in (the largest,
+    where a random step varies it); refuses what these images cannot go through."""
+    return tuple(shape) if not pipeline else plan(pipeline, tuple(shape)).shape
 
 
 def draws(data, pipeline: Pipeline, index: int, count: int = 16) -> list:
@@ -495,10 +590,17 @@ def draws(data, pipeline: Pipeline, index: int, count: int = 16) -> list:
     import torch
 
     image = torch.from_numpy(data.images([index])[0]).float().div(255)
-    pipeline.channels_check(image.shape[0])
-    with _GENERATOR, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(pipeline.seed + int(index))
-        return [_run(pipeline.compose, image) for _ in range(count)]
+    plan(pipeline, tuple(image.shape))
+    out, state = [], None
+    for _ in range(count):  # the lock is held a draw at a time: other sessions go between
+        with _GENERATOR, torch.random.fork_rng(devices=[]):
+            if state is None:
+                torch.manual_seed(pipeline.seed + int(index))
+            else:
+                torch.set_rng_state(state)
+            out.append(_run(pipeline.compose, image))
+            state = torch.get_rng_state()
+    return out
 
 
 def _run(compose, images: torch.Tensor) -> torch.Tensor:
@@ -537,6 +639,8 @@ SAMPLE_PIXELS = 50_000_000  # ... and pixels in and out
 # bigger selection, over a seeded sample.
 WHOLE_PIXELS = 400_000_000
 CHUNK_BYTES = 64 << 20  # float32 pixels in and out of one chunk, at most
+SAMPLE_WORK = 1_000_000_000  # a sample's work (Plan.work), at most: about 10 s here
+WHOLE_WORK = 2_000_000_000  # the whole split's, to be run in the page: about 20 s at most
 
 
 @dataclass(frozen=True)
@@ -705,9 +809,14 @@ def _after_stats(data, pipeline: Pipeline, indices: np.ndarray | None, label: in
             stats.images = stats.of = len(indices)
             return stats
     stats.of = len(indices)
-    each = math.prod(data.image_shape) + math.prod(output_shape(pipeline, data.image_shape))
-    most = min(SAMPLE, max(16, SAMPLE_PIXELS // each))
-    if (pipeline.random and len(indices) > most) or len(indices) * each > WHOLE_PIXELS:
+    cost = plan(pipeline, data.image_shape)
+    each = math.prod(data.image_shape) + cost.peak
+    most = min(SAMPLE, max(16, SAMPLE_PIXELS // each), max(16, SAMPLE_WORK // cost.work))
+    if (
+        (pipeline.random and len(indices) > most)
+        or len(indices) * each > WHOLE_PIXELS
+        or len(indices) * cost.work > WHOLE_WORK
+    ):
         rng = np.random.default_rng(pipeline.seed)
         indices = np.sort(rng.choice(indices, size=min(most, len(indices)), replace=False))
         stats.sampled = True

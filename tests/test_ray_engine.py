@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from bench.serving import free_port
-from tests.conftest import run_cli, write_folder
+from tests.conftest import USER_CONFIG, run_cli, write_folder
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 START = ["--num-cpus=1", "--disable-usage-stats", "--block"]
@@ -197,6 +197,32 @@ def test_the_table_from_a_two_node_cluster_is_the_local_table(cluster, tmp_path)
     code, err = finish(ray)
     assert code == 0, err
     assert "ray: 2 nodes" in err
+    assert_same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def test_a_config_dataset_on_the_cluster_is_the_local_table(cluster, tiny_root, tmp_path):
+    """The cluster's nodes were started without the config: the scan hands its workers the
+    file's path, and they read the user's Dataset as the local engine does."""
+    scan = [sys.executable, "-m", "datalib", "scan", "tensordigits", "--root", str(tiny_root)]
+    config = {"BATCHSCOPE_CONFIG": str(USER_CONFIG)}
+    local = subprocess.run(
+        scan,
+        check=False,
+        env={**os.environ, **config, "BATCHSCOPE_CACHE": str(tmp_path / "local")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0, local.stderr
+    ray = subprocess.Popen(
+        [*scan, "--engine", "ray", "--address", cluster.address],
+        env={**ray_env(cluster.work), **config, "BATCHSCOPE_CACHE": str(tmp_path / "ray")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    code, err = finish(ray)
+    assert code == 0, err
     assert_same_index(tmp_path / "local", tmp_path / "ray")
 
 

@@ -5,6 +5,7 @@ checklist after it."""
 import contextlib
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -284,7 +285,7 @@ def test_draws_are_the_same_when_sessions_draw_at_once(real_root):
 
 def test_big_outputs_are_refused_or_sampled_not_allocated(real_root):
     data = datalib.load("mnist", "test", real_root, scan_first=False)
-    with pytest.raises(datalib.InvalidRequest, match="after the pipeline"):
+    with pytest.raises(datalib.InvalidRequest, match="GB in the pipeline"):
         datalib.batch(data, datalib.LoaderSettings(1024), 0, T.parse("CenterCrop(size=768)"))
     after = T.after_stats(data, T.parse("CenterCrop(size=512)"))
     assert after.sampled and after.images == T.SAMPLE_PIXELS // (28 * 28 + 512 * 512)
@@ -316,3 +317,43 @@ def test_a_pipeline_the_images_cannot_take_is_not_applied(real_root, monkeypatch
     images = open_page(real_root, monkeypatch, "images", transforms="RandomCrop(size=32)")
     assert any("Transforms not applied" in e.value for e in images.sidebar.error)
     assert images.get("plotly_chart")  # the pixel chart still draws
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "Resize(size=1024);" + ";".join(["RandomRotation(degrees=45,expand=true)"] * 3),
+            "Step 4 (RandomRotation(degrees=45,expand=true)) would make images of 1 x 2900 x 2900",
+        ),
+        ("Resize(size=1024);GaussianBlur(kernel_size=99,sigma=50)", "operations an image"),
+        ("GaussianBlur(kernel_size=61)", "a kernel of 61 is too big for images of 28 x 28"),
+        ("RandomCrop(size=32)", "crops 32 x 32 from images of 28 x 28"),
+    ],
+)
+def test_what_would_cost_too_much_is_refused_before_it_runs(text, says):
+    with pytest.raises(datalib.InvalidRequest, match=re.escape(says)):
+        T.plan(T.parse(text), (1, 28, 28))
+
+
+def test_a_big_step_between_small_ones_counts(real_root):
+    """Resize up, then down: the output is tiny, the work between is not."""
+    data = datalib.load("mnist", "test", real_root, scan_first=False)
+    pipeline = T.parse("Resize(size=1024);Resize(size=2)")
+    assert T.plan(pipeline, (1, 28, 28)).peak == 1024 * 1024
+    with pytest.raises(datalib.InvalidRequest, match="in the pipeline"):
+        datalib.batch(data, datalib.LoaderSettings(1024), 0, pipeline)
+    after = T.after_stats(data, pipeline)
+    assert after.sampled and after.images == T.SAMPLE_PIXELS // (28 * 28 + 1024 * 1024)
+
+
+def test_the_preview_draws_as_one_seed_then_calls_do(real_root):
+    """draws() holds the lock a draw at a time, yet draws what one seed and 4 calls give."""
+    data = datalib.load("mnist", "test", real_root, scan_first=False)
+    pipeline = T.parse(RANDOM, seed=2)
+    image = torch.from_numpy(data.images([5])[0]).float().div(255)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2 + 5)
+        expected = [pipeline.compose(image) for _ in range(4)]
+    got = T.draws(data, pipeline, 5, 4)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))

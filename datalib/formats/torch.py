@@ -57,6 +57,8 @@ def sample_pixels(image: object) -> tuple[np.ndarray, str, int, str]:
     Unsupported."""
     if isinstance(image, Image.Image):
         width, height = image.size
+        if not width or not height:
+            raise Unsupported(f"the image is empty ({width} x {height})")
         converted = image
         if image.mode not in ("L", "RGB"):
             converted = image.convert("L" if image.mode in GREY_MODES else "RGB")
