@@ -173,8 +173,28 @@ def batch(
                 "use a smaller blur kernel or smaller sizes."
             )
     pixels = data.images(indices)
-    images = apply(pipeline, to_tensor(torch.from_numpy(pixels)), indices.tolist())
-    shapes = sorted({tuple(image.shape) for image in images})
+    images = to_tensor(torch.from_numpy(pixels))
+    if pipeline:
+        images = _through(pipeline, images, indices, index)
+    return Batch(
+        index=index,
+        indices=torch.from_numpy(indices.copy()),
+        images=images,
+        labels=torch.from_numpy(data.labels[indices]),
+        pixels=pixels,
+    )
+
+
+def _through(
+    pipeline: Pipeline, images: torch.Tensor, indices: np.ndarray, index: int
+) -> torch.Tensor:
+    """Batch `index`'s images through the pipeline, stacked as the DataLoader's collate
+    stacks them (refused, with the fix, when they come out in several shapes)."""
+    import torch
+
+    h, w = images.shape[-2:]  # what the loader batched before the pipeline
+    out = apply(pipeline, images, indices.tolist())
+    shapes = sorted({tuple(image.shape) for image in out})
     if len(shapes) > 1:
         raise InvalidRequest(
             f"The pipeline gives the images of batch {index} different shapes "
@@ -183,10 +203,4 @@ def batch(
             f"v2.Resize(size=[{h}, {w}]) or v2.CenterCrop(size=[{h}, {w}]) (or set expand "
             "to false in RandomRotation)."
         )
-    return Batch(
-        index=index,
-        indices=torch.from_numpy(indices.copy()),
-        images=torch.stack(images) if images else to_tensor(torch.from_numpy(pixels)),
-        labels=torch.from_numpy(data.labels[indices]),
-        pixels=pixels,
-    )
+    return torch.stack(out)

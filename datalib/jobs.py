@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from datalib.paths import CONFIG_ENV, config_path
+from datalib.paths import config_env
 
 __all__ = ["Job", "JobState", "atomic_write", "clear_temp"]
 
@@ -91,10 +91,7 @@ class Job:
             if self.held():
                 return False
             self.folder.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ)
-            config = config_path()
-            if CONFIG_ENV in env or config.exists():  # the job runs elsewhere: the same file
-                env[CONFIG_ENV] = str(config)
+            env = {**os.environ, **config_env()}  # the job runs elsewhere: the same file
             with open(self.log, "ab") as log:
                 _processes[key] = subprocess.Popen(
                     [sys.executable, "-m", "datalib", *args],

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_ROOT",
     "CacheFolder",
     "cache_folder",
+    "config_env",
     "config_path",
     "data_root",
     "inside_root",
@@ -40,6 +41,13 @@ def config_path() -> Path:
     `./batchscope.toml`, made absolute (from the current folder)."""
     chosen = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
     return Path(os.path.abspath(Path(chosen).expanduser()))
+
+
+def config_env() -> dict[str, str]:
+    """The environment a process started elsewhere (a job, a Ray worker) needs to read the
+    same config file: its absolute path, when one is named or the default exists."""
+    path = config_path()
+    return {CONFIG_ENV: str(path)} if CONFIG_ENV in os.environ or path.exists() else {}
 
 
 def writable(folder: Path) -> bool:

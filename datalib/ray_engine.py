@@ -88,15 +88,17 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
         _reachable(address)
     import ray
 
+    from datalib.paths import config_env
+
     # Workers on every node import datalib from the same path as this process, and run one
     # BLAS thread each, as the local engine's workers do (a thread per core each otherwise).
     from datalib.scan import BLAS_THREADS
 
-    env_vars = {"PYTHONPATH": _code_path(), **dict.fromkeys(BLAS_THREADS, "1")}
-    from datalib.paths import CONFIG_ENV, config_path
-
-    if CONFIG_ENV in os.environ or config_path().exists():  # your own datasets: the same file
-        env_vars[CONFIG_ENV] = str(config_path())
+    env_vars = {
+        "PYTHONPATH": _code_path(),
+        **dict.fromkeys(BLAS_THREADS, "1"),
+        **config_env(),  # your own datasets: the same config file
+    }
     runtime_env = {"env_vars": env_vars}
     options = {"log_to_driver": False, "runtime_env": runtime_env, "logging_level": "ERROR"}
     try:

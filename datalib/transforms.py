@@ -121,6 +121,14 @@ class StepKind:
 
 
 _SIZE = {"counts": (1, 2), "low": 1, "high": MAX_SIDE, "integer": True, "required": True}
+_DEGREES = {
+    "counts": (1, 2),
+    "low": -360,
+    "high": 360,
+    "ordered": True,
+    "required": True,
+    "help": "d: -d to d; or low/high",
+}
 CATALOG: dict[str, StepKind] = {
     kind.name: kind
     for kind in (
@@ -164,16 +172,7 @@ CATALOG: dict[str, StepKind] = {
         StepKind(
             "RandomRotation",
             (
-                Param(
-                    "degrees",
-                    counts=(1, 2),
-                    low=-360,
-                    high=360,
-                    ordered=True,
-                    required=True,
-                    default="15",
-                    help="d: -d to d; or low/high",
-                ),
+                Param("degrees", **_DEGREES, default="15"),
                 Param("expand", counts=()),
             ),
             "rotate by a random angle",
@@ -181,15 +180,7 @@ CATALOG: dict[str, StepKind] = {
         StepKind(
             "RandomAffine",
             (
-                Param(
-                    "degrees",
-                    counts=(1, 2),
-                    low=-360,
-                    high=360,
-                    ordered=True,
-                    required=True,
-                    default="10",
-                ),
+                Param("degrees", **_DEGREES, default="10"),
                 Param(
                     "translate",
                     counts=(2,),

@@ -103,7 +103,7 @@ for column, name, value in zip(
 ):
     column.metric(name, f"{value * 255 / factor:.4f}".rstrip("0").rstrip("."))
 
-names = ["R", "G", "B"] if colour else ["all"]
+channel_names = ["R", "G", "B"] if colour else ["all"]
 if pipeline:
     edges, counts = after.histogram()
     width = float(edges[1] - edges[0]) if len(edges) > 1 else 0.01
@@ -115,7 +115,7 @@ if pipeline:
                 "value": float(x) + width / 2,
                 "pixels": int(n),
             }
-            for c, name in enumerate(names)
+            for c, name in enumerate(channel_names)
             for x, n in zip(edges, counts[c], strict=True)
         ]
     )
@@ -130,7 +130,7 @@ else:
                 "value": v / factor,
                 "pixels": int(n),
             }
-            for c, name in enumerate(names)
+            for c, name in enumerate(channel_names)
             for v, n in enumerate(stats.counts[c] if colour else stats.counts.sum(axis=0))
         ]
     )
@@ -177,7 +177,7 @@ if pipeline:
             + "; ".join(
                 f"{name} mean {m:.4f}, std {s:.4f}"
                 for name, m, s in zip(
-                    names, after.channel_means(), after.channel_stds(), strict=True
+                    channel_names, after.channel_means(), after.channel_stds(), strict=True
                 )
             )
             if colour
