@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torchvision.datasets.folder
+from PIL import Image
 from torchvision.datasets import ImageFolder
 
 import datalib
@@ -241,3 +243,62 @@ def test_a_folder_where_every_image_is_broken_is_an_error_not_an_empty_dataset(f
     (folder_root / "texts" / "cls" / "a.txt").write_text("hello")
     with pytest.raises(datalib.DatasetMissing, match=r"texts holds no image files.*\.png"):
         load_folder(folder_root, "texts")
+
+
+# JPEGs: libjpeg-turbo through simplejpeg, PIL's pixels exactly --------------------------
+
+
+def _jpeg_kinds() -> list[tuple[str, Image.Image, dict]]:
+    rng = np.random.default_rng(7)
+    kinds = []
+    for width, height in [(1, 1), (17, 3), (63, 65), (500, 375)]:
+        noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        small = Image.fromarray(noise).resize((max(1, width // 4), max(1, height // 4)))
+        smooth = small.resize((width, height), Image.Resampling.BILINEAR)
+        for picture, look in ((Image.fromarray(noise), "noise"), (smooth, "smooth")):
+            for subsampling in (0, 1, 2):
+                for progressive in (False, True):
+                    kinds.append(
+                        (
+                            f"{width}x{height}-{look}-sub{subsampling}-prog{int(progressive)}",
+                            picture,
+                            {"subsampling": subsampling, "progressive": progressive},
+                        )
+                    )
+            kinds.append((f"{width}x{height}-{look}-grey", picture.convert("L"), {}))
+            kinds.append((f"{width}x{height}-{look}-cmyk", picture.convert("CMYK"), {}))
+    return kinds
+
+
+def test_jpegs_of_every_kind_read_as_pil_decodes_them(tmp_path):
+    """The scan and the pages read JPEGs with libjpeg-turbo through simplejpeg (three times
+    faster on small images): the pixels and the mode are PIL's, which ImageFolder gives."""
+    import io
+
+    from datalib.formats.folder import read_image
+
+    for name, picture, options in _jpeg_kinds():
+        path = tmp_path / f"{name}.jpg"
+        with contextlib.suppress(OSError):  # PIL cannot write some tiny progressive ones
+            buffer = io.BytesIO()
+            picture.save(buffer, "JPEG", quality=90, **options)
+            path.write_bytes(buffer.getvalue())
+        if not path.exists():
+            continue
+        read = read_image(tmp_path, path.name)
+        with Image.open(path) as image:
+            image.load()
+            expected = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
+            mode = image.mode
+        assert read.mode == mode, name
+        np.testing.assert_array_equal(read.pixels, expected, err_msg=name)
+    # A truncated JPEG: PIL's verdict and words, as before.
+    whole = (tmp_path / "63x65-smooth-sub2-prog0.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    assert read_image(tmp_path, "cut.jpg").reason.startswith(
+        "cannot be decoded: image file is truncated"
+    )
+    # An ImageFolder reads a JPEG named .png as a JPEG; so do we.
+    (tmp_path / "named.png").write_bytes(whole)
+    with Image.open(tmp_path / "named.png") as image:
+        np.testing.assert_array_equal(read_image(tmp_path, "named.png").pixels, np.asarray(image))
