@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,9 @@ from datalib.errors import DatalibError, DataRootError, ScanFailed
 
 CONNECT_TIMEOUT_S = 5.0
 TASK_RETRIES = 3
+# One a CPU on the Ray this command starts (and on nodes started with it, `ray start
+# --resources='{"batchscope_slot": CPUS}'`): a shard task holds one while it runs.
+SLOT = "batchscope_slot"
 
 
 class EngineError(DatalibError):
@@ -80,12 +84,23 @@ def _code_path() -> str:
 
 
 @contextlib.contextmanager
-def connected(address: str | None, workers: int | None) -> Iterator[str]:
-    """Ray, joined at `address` (or RAY_ADDRESS), else started on this machine with `workers`
-    CPUs (default: every core), until the block ends. Yields the dashboard's URL ("" if none)."""
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address not in ("auto", "local"):
-        _reachable(address)
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables set in this process until the block ends."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def connect(address: str | None, workers: int | None) -> str:
+    """Join Ray at `address` (or RAY_ADDRESS), else start it on this machine with `workers`
+    CPUs (default: every core). Returns the dashboard's URL ("" if none)."""
     import ray
 
     from datalib.paths import config_env
@@ -99,13 +114,19 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
         **dict.fromkeys(BLAS_THREADS, "1"),
         **config_env(),  # your own datasets: the same config file
     }
-    runtime_env = {"env_vars": env_vars}
-    options = {"log_to_driver": False, "runtime_env": runtime_env, "logging_level": "ERROR"}
+    options = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
         if address:
-            context = ray.init(address=address, **options)
+            context = ray.init(address=address, runtime_env={"env_vars": env_vars}, **options)
         else:
-            context = ray.init(num_cpus=workers, include_dashboard=False, **options)
+            # A Ray of our own inherits this environment: the workers it starts at once (one
+            # a CPU, while the files are listed) then serve the scan, where a runtime_env
+            # would have them started again, after the listing.
+            cpus = workers or os.cpu_count() or 1
+            with _environment(env_vars):
+                context = ray.init(
+                    num_cpus=cpus, resources={SLOT: cpus}, include_dashboard=False, **options
+                )
     except Exception as e:  # noqa: BLE001 - Ray's many ways to refuse, said in one line
         reason = _last_line(e)
         if not address:
@@ -115,10 +136,7 @@ def connected(address: str | None, workers: int | None) -> Iterator[str]:
             "cluster's nodes (a Ray driver needs a Ray node on its own machine), with the "
             "cluster's token if it has one."
         ) from None
-    try:
-        yield getattr(context, "dashboard_url", "") or ""
-    finally:
-        ray.shutdown()
+    return getattr(context, "dashboard_url", "") or ""
 
 
 def _node_view(token_file: str, root: str) -> dict:
@@ -254,14 +272,25 @@ def _raise(kind: str, message: str) -> None:
     raise ScanFailed(message)
 
 
-def runner() -> Callable[[list[tuple], Callable], None]:
-    """The `runner` for `scan.scan`: every queued shard as one Ray Data task, results reported
-    as they come (the terminal's progress), on the Ray this process is connected to."""
+class Runner:
+    """The scan's runner on Ray (`scan.scan(..., runner=Runner(...))`).
 
-    def run(tasks: list[tuple], advance: Callable) -> None:
-        if not tasks:
-            return
-        import ray
+    `start()` runs while the scan lists the files: it starts or joins Ray, checks that every
+    node sees the data root and the cache folder, and readies Ray Data. Called with the
+    queued shards, it runs each as one Ray Data task, reports each as it ends (the terminal's
+    progress), and leaves Ray: the driver finishes the index on its own."""
+
+    def __init__(self, address: str | None, workers: int | None, root: Path, cache: Path):
+        self.address, self.workers, self.root, self.cache = address, workers, root, cache
+        self.started = False
+        self.leaving: threading.Thread | None = None
+
+    def start(self) -> None:
+        dashboard = connect(self.address, self.workers)
+        self.started = True
+        nodes = check_nodes(self.root, self.cache)
+        where = f"; dashboard at http://{dashboard}" if dashboard else ""
+        print(f"ray: {nodes} node{'s' if nodes != 1 else ''}{where}", file=sys.stderr, flush=True)
         import ray.data
 
         # Ray Data's own notices (progress bars off, a dataset finished) would break the
@@ -271,18 +300,51 @@ def runner() -> Callable[[list[tuple], Callable], None]:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Leave Ray (and stop the one started here), once; in the background unless `wait`
+        (stopping a local Ray takes a second or two, the index can be finished meanwhile)."""
+        if self.started:
+            import ray
+
+            self.started = False
+            self.leaving = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            self.leaving.start()
+        if wait and self.leaving is not None:
+            self.leaving.join()
+
+    def __call__(self, tasks: list[tuple], advance: Callable) -> None:
+        try:
+            if tasks:
+                self._run(tasks, advance)
+        except BaseException:
+            # A shard's error, Ray's, or Ctrl-C: this job's tasks end with the driver, before
+            # the scan clears temp files and releases its lock (the next scan resumes from
+            # the finished shards).
+            self.stop()
+            raise
+        self.stop(wait=False)  # every task has ended: Ray leaves while the index is finished
+
+    def _run(self, tasks: list[tuple], advance: Callable) -> None:
+        import ray.data
+
         items = [
             {"name": n, "root": r, "sources": s, "classes": c, "path": p} for n, r, s, c, p in tasks
         ]
+        # Two tasks a CPU in Ray Data's count: it sees a task end only at its next look (a
+        # tenth of a second), so the next shard's task must be there already. Where the
+        # nodes have slots (one a CPU), a task also holds one: the second waits in Ray's
+        # queue and starts the moment the first ends, one running a CPU. Without slots, two
+        # run a CPU, sharing it.
+        slots = {SLOT: 1} if ray.cluster_resources().get(SLOT) else {}
         with warnings.catch_warnings():  # Ray 2.60 names no other way to bound retries
             warnings.simplefilter("ignore", DeprecationWarning)
             shards = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
                 _scan_shards,
                 batch_size=1,
                 batch_format="numpy",
-                # Two tasks a CPU: the next shard's task is ready when one ends, so a worker
-                # never waits on Ray's scheduling between two shards.
                 num_cpus=0.5,
+                resources=slots,
                 # A task whose worker or node died runs again elsewhere, a few times: a shard
                 # that kills every worker it runs on (Ray Data's default: forever) ends the scan.
                 max_retries=TASK_RETRIES,
@@ -293,16 +355,10 @@ def runner() -> Callable[[list[tuple], Callable], None]:
                     _raise(str(row["kind"]), str(row["message"]))
                 advance((int(row["rows"]), None, None), str(row["path"]))
         except (DatalibError, KeyboardInterrupt):
-            # A shard's error or Ctrl-C: this job's tasks end with the driver, before the scan
-            # clears temp files and releases its lock (the next scan resumes from the shards).
-            ray.shutdown()
             raise
         except Exception as e:  # noqa: BLE001 - Ray's own failure, after its retries: one line
-            ray.shutdown()
             reason = _last_line(e)
             raise ScanFailed(f"The scan failed on the Ray cluster: {reason}") from None
-
-    return run
 
 
 def scan_on_ray(
@@ -314,7 +370,8 @@ def scan_on_ray(
     report: Callable,
 ) -> Path:
     """`scan.scan` with every shard a Ray Data task: on the cluster at `address` (or
-    RAY_ADDRESS), else on a Ray started here; the nodes checked first."""
+    RAY_ADDRESS), else on a Ray started here while the files are listed; the nodes checked
+    before any shard runs."""
     from datalib.formats.download import check_root
     from datalib.index import dataset_dir
     from datalib.paths import data_root
@@ -324,8 +381,11 @@ def scan_on_ray(
     spec = dataset_spec(name)
     root_path = data_root(root)
     check_root(root_path, create=download and root is None)
-    with connected(address, workers) as dashboard:
-        nodes = check_nodes(root_path, dataset_dir(spec, root_path))
-        where = f"; dashboard at http://{dashboard}" if dashboard else ""
-        print(f"ray: {nodes} node{'s' if nodes != 1 else ''}{where}", file=sys.stderr, flush=True)
-        return scan(name, root, download=download, report=report, runner=runner())
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address not in ("auto", "local"):
+        _reachable(address)
+    runner = Runner(address, workers, root_path, dataset_dir(spec, root_path))
+    try:
+        return scan(name, root, download=download, report=report, runner=runner)
+    finally:
+        runner.stop()

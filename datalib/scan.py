@@ -22,12 +22,13 @@ import signal
 import struct
 import sys
 import tempfile
+import threading
 import time
 import types
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -506,7 +507,8 @@ def scan(
     Lists every split, reuses every finished shard whose key still matches, reads the rest
     on `workers` processes (default: every core), and writes the index. Another scan of the
     same dataset (another server, the CLI) holds a lock: this one waits for it, then finds
-    the work done. `runner(tasks, progress)` replaces the process pool (the Ray engine).
+    the work done. `runner(tasks, advance)` replaces the process pool (the Ray engine); its
+    `start()`, if it has one, runs while the files are listed.
     """
     spec = dataset_spec(name)
     root_path = data_root(root)
@@ -580,15 +582,8 @@ def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runne
             _write_status(folder, progress)
             report(progress)
 
-    listings: dict[str, Listing | DatalibError] = {}
     with _Shards(spec, root, shard_dir, workers, advance, runner, progress) as work:
-        # A folder is listed class by class, and each class's shards start at once: the
-        # workers read images while the listing goes on.
-        for split in spec.format.splits(spec, root):
-            try:
-                listings[split] = spec.format.listing(spec, root, split, each_class=work.add)
-            except DatalibError as e:  # a damaged split: the others are still indexed
-                listings[split] = e
+        listings = _list_splits(spec, root, work, alongside=getattr(runner, "start", None))
         good = {s: v for s, v in listings.items() if isinstance(v, Listing)}
         if not good:
             raise next(iter(listings.values()))  # type: ignore[misc]
@@ -618,6 +613,43 @@ def _scan_locked(spec, root, folder, shard_dir, workers, progress, report, runne
     report(progress)
     _collect(folder, path, shards)
     return path
+
+
+def _list_splits(spec, root: Path, work: _Shards, alongside: Callable | None = None) -> dict:
+    """Every split's listing (or why it failed). A folder is listed class by class, and each
+    class's shards start at once: the workers read images while the listing goes on. A
+    runner's `start` (the Ray engine's: Ray starts in the main thread only) runs in this
+    thread meanwhile, the listing in another."""
+
+    def list_all(stop: threading.Event) -> dict[str, Listing | DatalibError]:
+        def each_class(listing: Listing) -> None:
+            if stop.is_set():
+                raise _Stopped
+            work.add(listing)
+
+        listings: dict[str, Listing | DatalibError] = {}
+        for split in spec.format.splits(spec, root):
+            try:
+                listings[split] = spec.format.listing(spec, root, split, each_class=each_class)
+            except DatalibError as e:  # a damaged split: the others are still indexed
+                listings[split] = e
+        return listings
+
+    stop = threading.Event()
+    if alongside is None:
+        return list_all(stop)
+    with ThreadPoolExecutor(1, thread_name_prefix="listing") as pool:
+        listed = pool.submit(list_all, stop)
+        try:
+            alongside()
+        except BaseException:
+            stop.set()  # the listing ends at its next class; the error is the runner's
+            raise
+        return listed.result()
+
+
+class _Stopped(Exception):
+    """The listing was stopped: its runner failed to start."""
 
 
 def _finished(path: Path, shard: Shard) -> bool:

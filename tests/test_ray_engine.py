@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from bench.serving import free_port
+from datalib.ray_engine import SLOT
 from tests.conftest import USER_CONFIG, run_cli, write_folder
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
@@ -86,10 +87,12 @@ def _alive_nodes(address: str, work: Path) -> int:
 
 
 class Cluster:
-    """A head and one worker node on this machine, one CPU each."""
+    """A head and one worker node on this machine, one CPU each; with `slots`, each node
+    offers one scan slot (the README's recipe: one shard runs a CPU, the next queued)."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, slots: bool = False) -> None:
         self.work = work
+        self.node_args = [f'--resources={{"{SLOT}": 1}}'] if slots else []
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Unix socket paths must stay short: a temp folder of its own under /tmp.
@@ -101,6 +104,7 @@ class Cluster:
             f"--temp-dir={self.temp}",
             f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
+            *self.node_args,
         ]
         self.head = _start(*head_args, log=work / "head.log")
         self.worker: subprocess.Popen | None = None
@@ -110,6 +114,7 @@ class Cluster:
             f"--address={self.address}",
             f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
+            *self.node_args,
         ]
         self.worker = _start(*args, log=self.work / "worker.log", hide=hide)
 
@@ -131,7 +136,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("ray"))
+    """Nodes with slots; the killed-node test's cluster has none (Ray Data alone paces it)."""
+    cluster = Cluster(tmp_path_factory.mktemp("ray"), slots=True)
     try:
         cluster.add_worker()
         cluster.wait_for(2)
@@ -266,6 +272,37 @@ def test_a_worker_node_killed_mid_scan_leaves_a_complete_equal_table(tmp_path):
     finally:
         cluster.stop()
     assert_same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def _ray_processes() -> set[int]:
+    """Ray's own processes on this machine (GCS, raylets), whoever started them."""
+    found = subprocess.run(
+        ["pgrep", "-f", "gcs_server|raylet/raylet"], capture_output=True, text=True, check=False
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_without_an_address_the_scan_starts_its_own_ray_and_stops_it(tmp_path):
+    """No cluster: a Ray of the command's own, started while the files are listed, with a
+    scan slot a CPU; the same table as the local engine; nothing of it left running."""
+    root = write_folder(tmp_path / "data", classes=2, per_class=300)
+    code, err = finish(scan_process("folder:shapes", root, tmp_path / "local"))
+    assert code == 0, err
+    before = _ray_processes()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    ray = subprocess.run(
+        [sys.executable, "-m", "datalib", "scan", "folder:shapes", "--root", str(root)]
+        + ["--engine", "ray", "--workers", "2"],
+        env={**env, "BATCHSCOPE_CACHE": str(tmp_path / "ray")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ray.returncode == 0, ray.stderr
+    assert "ray: 1 node" in ray.stderr
+    assert_same_index(tmp_path / "local", tmp_path / "ray")
+    assert _ray_processes() <= before, "the command's Ray still runs"
 
 
 def test_an_address_where_nothing_answers_is_refused_in_one_line(tiny_root, tmp_path, monkeypatch):
