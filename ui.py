@@ -240,6 +240,34 @@ def job_panel(job, *, start: Callable[[], bool], what: str, button: str, cost: s
     _job_progress(job, start, what)
 
 
+def near_duplicates(splits: list, bits: int | None = None, difference: float | None = None):
+    """The near-duplicate groups of these splits. A few images are searched while the page
+    waits; more, by a background job once for the whole server (started here unless it
+    runs), off this server's memory: None until it ends, its progress shown meanwhile."""
+    from datalib import quality
+
+    bits = quality.DEFAULT_BITS if bits is None else bits
+    difference = quality.DEFAULT_DIFFERENCE if difference is None else difference
+    if quality.searched_in_page(splits):
+        with user_errors(), st.spinner("Comparing hashes..."):
+            return quality.near_duplicates(splits, bits, difference)
+    with user_errors():
+        found = quality.stored_near_duplicates(splits, bits, difference)
+    if found is not None:
+        return found
+    job = quality.near_job(splits, bits, difference)
+    state = job.state()
+    if not state.running and state.error is None:
+        quality.start_near_job(splits, bits, difference)
+    images = sum(len(d) for d in splits)
+    _job_progress(
+        job,
+        lambda: quality.start_near_job(splits, bits, difference),
+        f"Searching {images:,} images for near duplicates",
+    )
+    return None
+
+
 @st.fragment(run_every=1.0)
 def _job_progress(job, start: Callable[[], bool], what: str) -> None:
     state = job.state()

@@ -88,6 +88,22 @@ def quality(args: argparse.Namespace, report=None) -> dict | None:
     spec = dataset_spec(args.name)
     check_settings(args.bits, args.difference)
     scan(spec.name, args.root, report=report)
+    if args.near_only:  # the pages' background search: stored with the index, nothing printed
+        names = args.splits.split(",") if args.splits else list(splits_of(spec.name, args.root))
+        splits = [load(spec.name, name, args.root, scan_first=False) for name in names]
+        job = quality.near_job(splits, args.bits, args.difference)
+        job.folder.mkdir(parents=True, exist_ok=True)
+        from datalib.formats.download import file_lock
+
+        with file_lock(job.lock):
+            progress = Progress(job, lambda status: None)
+            progress.stage("comparing images", sum(len(d) for d in splits))
+            quality.near_duplicates(
+                splits, args.bits, args.difference, lambda k, total: progress.tick(k)
+            )
+            progress.state, progress.done = "done", progress.total
+            progress.write(force=True, finished=time.time())
+        return None
     data = load(spec.name, args.split, args.root, scan_first=False)
     if args.map_only:
         job = quality.map_job(data.dataset)
@@ -238,6 +254,8 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
             sub.add_argument("--labels-only", action="store_true", help=argparse.SUPPRESS)
             sub.add_argument("--map-only", action="store_true", help=argparse.SUPPRESS)
+            sub.add_argument("--near-only", action="store_true", help=argparse.SUPPRESS)
+            sub.add_argument("--splits", help=argparse.SUPPRESS)  # with --near-only: a,b
         if command == "check":
             from datalib.batches import LoaderSettings
 

@@ -18,7 +18,7 @@ from datalib.duplicates import conflicting_groups, cross_duplicates, duplicate_g
 from datalib.errors import InvalidRequest
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import SplitData
-from datalib.quality.near import near_duplicates
+from datalib.quality.near import near_duplicates, stored_near_duplicates
 from datalib.registry import DatasetSpec, dataset_spec
 from datalib.sampling import (
     class_weights,
@@ -663,8 +663,10 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
     )
 
 
-def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
-    """Train and test present and disjoint; exact duplicate images across and within splits."""
+def check_splits(train: SplitData, test: SplitData, root: Path, search_near: bool = True) -> Check:
+    """Train and test present and disjoint; exact duplicate images across and within splits;
+    near duplicates across them, searched now, or (without `search_near`) as a background
+    search stored them: not yet, it says so."""
     splits = (train, test)
     keys = {data.split: pixel_keys(data) for data in splits}
     cross = cross_duplicates(train, test)
@@ -681,10 +683,21 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
         "images_in_both_train_and_test": cross.shared,
         "test_images_also_in_train": cross.images_b,
     }
-    near = near_duplicates([train, test])
-    facts["near_duplicate_groups_across_train_and_test"] = len(near.across)
-    facts["test_images_with_a_near_copy_in_train"] = near.images_in(test.split, across=True)
-    facts["near_duplicate_settings"] = f"<= {near.bits} hash bits, <= {near.difference} pixels"
+    pair = [train, test]
+    near = near_duplicates(pair) if search_near else stored_near_duplicates(pair)
+    if near is None:
+        pending = "being searched in the background; shown here when the search ends"
+        facts["near_duplicate_groups_across_train_and_test"] = pending
+        near_words = f"Near duplicates (perceptual hash and pixels): {pending}."
+    else:
+        facts["near_duplicate_groups_across_train_and_test"] = len(near.across)
+        facts["test_images_with_a_near_copy_in_train"] = near.images_in(test.split, across=True)
+        facts["near_duplicate_settings"] = f"<= {near.bits} hash bits, <= {near.difference} pixels"
+        near_words = (
+            "Near duplicates (perceptual hash and pixels, the Data quality page): "
+            f"{len(near.across):,} groups across train and test, holding "
+            f"{near.images_in(test.split, across=True):,} test images."
+        )
     examples: list[DuplicateExample] = []
     shown = slice(0, EXAMPLE_GROUPS)
     pairs = zip(cross.first_a[shown].tolist(), cross.first_b[shown].tolist(), strict=True)
@@ -699,9 +712,7 @@ def check_splits(train: SplitData, test: SplitData, root: Path) -> Check:
     counted = (
         f"{cross.shared:,} images are in both train and test; within the splits, "
         + ", ".join(f"{split} has {k.duplicates:,} exact duplicates" for split, k in keys.items())
-        + " (identical pixel bytes). Near duplicates (perceptual hash and pixels, the Data "
-        f"quality page): {len(near.across):,} groups across train and test, holding "
-        f"{near.images_in(test.split, across=True):,} test images."
+        + f" (identical pixel bytes). {near_words}"
     )
     empty = [data.split for data in splits if len(data) == 0]
     if empty:
@@ -914,9 +925,12 @@ def checklist_of(
     settings: LoaderSettings | None = None,
     sampler: str | None = None,
     pipeline: Pipeline = EMPTY,
+    *,
+    search_near: bool = True,
 ) -> Checklist:
     """Every check for `splits[split]` read by a DataLoader with these settings, its images
-    through ToTensor and `pipeline`; `splits` holds train and test."""
+    through ToTensor and `pipeline`; `splits` holds train and test. Without `search_near`,
+    near duplicates come only from a stored search (a page's background job)."""
     if split not in ("train", "test") or not {"train", "test"} <= set(splits):
         raise InvalidRequest(
             f"The checklist compares a train and a test split; choose train or test, not {split!r}."
@@ -950,7 +964,7 @@ def checklist_of(
         ),
         check_normalized(normalized, pipeline),
         check_shuffled(data, settings, sampler),
-        check_splits(train, test, path),
+        check_splits(train, test, path, search_near),
         check_balanced(data, settings, sampler),
         *([check_augment(split, pipeline)] if pipeline else []),
     )

@@ -240,6 +240,11 @@ class SplitData:
                 self._derived.popitem(last=False)
         return value
 
+    def recall(self, key: object):
+        """What `remember` keeps under `key`, or None: computes nothing."""
+        with self._lock:
+            return self._derived.get(key)
+
     def column(self, name: str) -> np.ndarray:
         """A per-sample column of this split as a read-only numpy array (read once)."""
         with self._lock:

@@ -199,8 +199,9 @@ def near_duplicates() -> None:
     kind = which.segmented_control(
         "Groups", kinds, default=kinds[0], required=True, key="groups", bind=ui.URL
     )
-    with ui.user_errors(), st.spinner("Comparing hashes..."):
-        found = quality.near_duplicates(splits, bits, difference)
+    found = ui.near_duplicates(splits, bits, difference)
+    if found is None:  # searched in the background: the page reruns when it is done
+        return
     across = found.across
     counts = st.columns(len(splits) + 1)
     for column, split in zip(counts, found.splits, strict=False):

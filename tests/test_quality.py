@@ -350,3 +350,56 @@ def test_the_checklist_counts_near_duplicates_across_train_and_test(learnable_ro
     assert check.facts["near_duplicate_groups_across_train_and_test"] == 2
     assert check.facts["test_images_with_a_near_copy_in_train"] == 2
     assert "2 groups across train and test, holding 2 test images" in check.summary
+
+
+def test_a_stored_search_is_the_search_and_another_process_reads_it(learnable_root, monkeypatch):
+    """What one search finds is stored with the index, read back equal by another process
+    (which searches nothing); other settings are another answer."""
+    import subprocess
+    import sys
+
+    from datalib.quality import near
+
+    splits = splits_of(learnable_root, monkeypatch)
+    assert quality.stored_near_duplicates(splits) is None  # nothing searched yet
+    found = quality.near_duplicates(splits)
+    assert found.across  # something to store
+    assert near._read(splits, near.DEFAULT_BITS, near.DEFAULT_DIFFERENCE) == found
+    code = (
+        "import datalib; from datalib import quality; "
+        f"s = [datalib.load('folder:learnable', n, {str(learnable_root)!r}, scan_first=False) "
+        "for n in ('train', 'test')]; "
+        "f = quality.stored_near_duplicates(s); print(len(f.groups), len(f.across))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.split() == [str(len(found.groups)), str(len(found.across))]
+    assert quality.stored_near_duplicates(splits, 0, 0.0) is None
+
+
+def test_a_big_search_runs_in_the_background_and_the_checklist_shows_it(
+    learnable_root, monkeypatch
+):
+    """Past IN_PAGE_IMAGES the pages never search: a job does, once, off the server; the
+    checklist says it is pending, shows the job's progress, then its count."""
+    from datalib.quality import near
+
+    splits = splits_of(learnable_root, monkeypatch)
+    monkeypatch.setattr(near, "IN_PAGE_IMAGES", 0)
+    app = open_page(learnable_root, monkeypatch, "checklist", dataset="folder:learnable")
+    assert not app.exception
+    shown = texts(app)
+    assert "being searched in the background" in shown
+    assert f"Searching {sum(len(d) for d in splits):,} images for near duplicates" in shown
+    job = quality.near_job(splits, near.DEFAULT_BITS, near.DEFAULT_DIFFERENCE)
+    deadline = time.monotonic() + 120
+    while job.state().running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.state().state == "done", job.log.read_text()[-2000:]
+    app.run()
+    expected = near._search(splits, near.DEFAULT_BITS, near.DEFAULT_DIFFERENCE)
+    assert "being searched" not in texts(app)
+    assert f"{len(expected.across):,} groups across train and test" in texts(app)
+    assert quality.stored_near_duplicates(splits) == expected

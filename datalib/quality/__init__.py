@@ -45,6 +45,10 @@ from datalib.quality.near import (
     NearDuplicates,
     NearGroup,
     near_duplicates,
+    near_job,
+    searched_in_page,
+    start_near_job,
+    stored_near_duplicates,
 )
 from datalib.quality.outliers import (
     PROPERTIES,
@@ -79,9 +83,13 @@ __all__ = [
     "label_job",
     "map_job",
     "near_duplicates",
+    "near_job",
     "outliers",
     "property_spread",
+    "searched_in_page",
     "start_label_job",
     "start_map_job",
+    "start_near_job",
+    "stored_near_duplicates",
     "training_split",
 ]

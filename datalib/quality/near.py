@@ -10,8 +10,12 @@ bits agree exactly on at least one block, so only images sharing a block value a
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from datalib.errors import InvalidRequest
 from datalib.index import SplitData
+from datalib.jobs import Job, atomic_write
 from datalib.quality.pictures import picture_batches, picture_side
 
 __all__ = [
@@ -28,6 +33,10 @@ __all__ = [
     "NearDuplicates",
     "NearGroup",
     "near_duplicates",
+    "near_job",
+    "searched_in_page",
+    "start_near_job",
+    "stored_near_duplicates",
 ]
 
 DEFAULT_BITS = 4
@@ -91,11 +100,118 @@ def near_duplicates(
     splits: Sequence[SplitData],
     bits: int = DEFAULT_BITS,
     difference: float = DEFAULT_DIFFERENCE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> NearDuplicates:
-    """The near-duplicate groups of these splits of one dataset (kept with the first)."""
+    """The near-duplicate groups of these splits of one dataset (kept with the first): as
+    stored with the index by an earlier search (a job's, another process's), else searched
+    now and stored. `progress(k, total)` hears of each k images read."""
     check_settings(bits, difference)
-    key = ("near_duplicates", tuple(d.split for d in splits), bits, round(difference, 4))
-    return splits[0].remember(key, lambda: _search(splits, bits, difference))
+
+    def stored_or_searched() -> NearDuplicates:
+        found = _read(splits, bits, difference)
+        if found is None:
+            found = _search(splits, bits, difference, progress)
+            _write(splits, found)
+        return found
+
+    return splits[0].remember(_key(splits, bits, difference), stored_or_searched)
+
+
+def stored_near_duplicates(
+    splits: Sequence[SplitData], bits: int = DEFAULT_BITS, difference: float = DEFAULT_DIFFERENCE
+) -> NearDuplicates | None:
+    """The groups if some search has stored them (never searches: for pages, where a search
+    of many images is a background job's, `start_near_job`)."""
+    check_settings(bits, difference)
+    key = _key(splits, bits, difference)
+    found = splits[0].recall(key)
+    if found is None:
+        found = _read(splits, bits, difference)
+        if found is not None:
+            splits[0].remember(key, lambda: found)
+    return found
+
+
+def searched_in_page(splits: Sequence[SplitData]) -> bool:
+    """Small enough to search while a page waits (MNIST's 70,000 images: about 1.3 s here);
+    bigger searches run as a job, off the server's memory and threads."""
+    return sum(len(d) for d in splits) <= IN_PAGE_IMAGES
+
+
+IN_PAGE_IMAGES = 100_000
+
+
+def near_job(splits: Sequence[SplitData], bits: int, difference: float) -> Job:
+    return Job(splits[0].dataset.results, _name(splits, bits, difference))
+
+
+def start_near_job(
+    splits: Sequence[SplitData], bits: int = DEFAULT_BITS, difference: float = DEFAULT_DIFFERENCE
+) -> bool:
+    """Search in the background, once for the whole server, unless it runs already."""
+    data = splits[0]
+    return near_job(splits, bits, difference).start(
+        ["quality", data.spec.name, "--near-only", "--splits", ",".join(d.split for d in splits)]
+        + ["--root", str(data.root), "--bits", str(bits), "--difference", f"{difference:.4f}"]
+        + ["--nice", "10"]
+    )
+
+
+def _key(splits: Sequence[SplitData], bits: int, difference: float) -> tuple:
+    return ("near_duplicates", tuple(d.split for d in splits), bits, round(difference, 4))
+
+
+def _name(splits: Sequence[SplitData], bits: int, difference: float) -> str:
+    """The stored answer's (and its job's) name: splits and settings, safe as a file name."""
+    named = "+".join(d.split for d in splits)
+    digest = hashlib.sha256(named.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^A-Za-z0-9_-]", "_", named)[:40]
+    return f"near-{slug}-{digest}-{bits}-{round(difference * 10_000)}"
+
+
+def _read(splits: Sequence[SplitData], bits: int, difference: float) -> NearDuplicates | None:
+    path = splits[0].dataset.results / f"{_name(splits, bits, difference)}-groups.json"
+    try:
+        stored = json.loads(path.read_text())
+        groups = tuple(
+            NearGroup(
+                members=tuple((str(s), int(i)) for s, i in g["members"]),
+                labels=tuple(int(label) for label in g["labels"]),
+                names=tuple(str(n) for n in g["names"]),
+                bits=int(g["bits"]),
+                difference=float(g["difference"]),
+            )
+            for g in stored["groups"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    sizes = {d.split: len(d) for d in splits}
+    if any(i >= sizes.get(s, 0) for g in groups for s, i in g.members):
+        return None  # not this index's (cannot happen by the folder's name; never trusted)
+    return NearDuplicates(
+        splits=tuple(d.split for d in splits), bits=bits, difference=difference, groups=groups
+    )
+
+
+def _write(splits: Sequence[SplitData], found: NearDuplicates) -> None:
+    """Stored with the index's results (a read-only cache: kept in memory only)."""
+    folder = splits[0].dataset.results
+    groups = [
+        {
+            "members": [list(m) for m in g.members],
+            "labels": list(g.labels),
+            "names": list(g.names),
+            "bits": g.bits,
+            "difference": g.difference,
+        }
+        for g in found.groups
+    ]
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(
+            folder / f"{_name(splits, found.bits, found.difference)}-groups.json",
+            lambda temp: temp.write_text(json.dumps({"groups": groups})),
+        )
 
 
 def check_settings(bits: int, difference: float) -> None:
@@ -106,7 +222,12 @@ def check_settings(bits: int, difference: float) -> None:
         raise InvalidRequest(f"The pixel difference must be 0 to 1, not {difference}.")
 
 
-def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDuplicates:
+def _search(
+    splits: Sequence[SplitData],
+    bits: int,
+    difference: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> NearDuplicates:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -114,7 +235,8 @@ def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDu
     sizes = [len(d) for d in splits]
     starts = np.cumsum([0, *sizes])
     side = min(picture_side(d) for d in splits)
-    prints = np.concatenate([fingerprints(d, side) for d in splits])
+    tick = (lambda done: progress(done, hashes.size)) if progress else None
+    prints = np.concatenate([fingerprints(d, side, tick) for d in splits])
     # Identical pixels (the index's content hash) are searched once: a thousand blank images
     # would otherwise be half a million pairs to check and keep. Each copy is then linked to
     # the image it copies, at distance 0.
@@ -168,11 +290,16 @@ def _search(splits: Sequence[SplitData], bits: int, difference: float) -> NearDu
     )
 
 
-def fingerprints(data: SplitData, side: int) -> np.ndarray:
-    """Every image of the split as a grey side x side picture, N x side² uint8."""
+def fingerprints(
+    data: SplitData, side: int, tick: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """Every image of the split as a grey side x side picture, N x side² uint8; `tick(k)`
+    after each k read."""
     out = np.empty((len(data), side * side), dtype=np.uint8)
     for indices, pictures in picture_batches(data, side, grey=True):
         out[indices] = pictures.reshape(len(indices), -1)
+        if tick is not None:
+            tick(len(indices))
     return out
 
 
