@@ -256,14 +256,21 @@ def near_duplicates(splits: list, bits: int | None = None, difference: float | N
     if found is not None:
         return found
     job = quality.near_job(splits, bits, difference)
-    state = job.state()
-    if not state.running and state.error is None:
-        quality.start_near_job(splits, bits, difference)
     images = sum(len(d) for d in splits)
-    _job_progress(
+
+    def start() -> bool:
+        return quality.start_near_job(splits, bits, difference)
+
+    defaults = (bits, difference) == (quality.DEFAULT_BITS, quality.DEFAULT_DIFFERENCE)
+    if defaults and job.state().state == "not started":
+        start()  # the default search starts by itself; a search at other settings on request
+    job_panel(
         job,
-        lambda: quality.start_near_job(splits, bits, difference),
-        f"Searching {images:,} images for near duplicates",
+        start=start,
+        what=f"Searching {images:,} images for near duplicates",
+        button="Search at these settings",
+        cost=f"a search of {images:,} images, about "
+        f"{max(1, round(images / quality.SEARCH_RATE)):,} s of this server's CPU",
     )
     return None
 

@@ -87,8 +87,7 @@ def quality(args: argparse.Namespace, report=None) -> dict | None:
 
     spec = dataset_spec(args.name)
     check_settings(args.bits, args.difference)
-    scan(spec.name, args.root, report=report)
-    if args.near_only:  # the pages' background search: stored with the index, nothing printed
+    if args.near_only:  # the pages' background search, of the index they read: none scanned
         names = args.splits.split(",") if args.splits else list(splits_of(spec.name, args.root))
         splits = [load(spec.name, name, args.root, scan_first=False) for name in names]
         job = quality.near_job(splits, args.bits, args.difference)
@@ -98,12 +97,24 @@ def quality(args: argparse.Namespace, report=None) -> dict | None:
         with file_lock(job.lock):
             progress = Progress(job, lambda status: None)
             progress.stage("comparing images", sum(len(d) for d in splits))
-            quality.near_duplicates(
-                splits, args.bits, args.difference, lambda k, total: progress.tick(k)
-            )
+            try:
+                quality.near_duplicates(
+                    splits,
+                    args.bits,
+                    args.difference,
+                    lambda k, total: progress.tick(k),
+                    must_store=True,
+                )
+            except DatalibError as e:
+                progress.fail(str(e))
+                raise
+            except Exception as e:
+                progress.fail(f"The near-duplicate search failed: {e}")
+                raise
             progress.state, progress.done = "done", progress.total
             progress.write(force=True, finished=time.time())
         return None
+    scan(spec.name, args.root, report=report)
     data = load(spec.name, args.split, args.root, scan_first=False)
     if args.map_only:
         job = quality.map_job(data.dataset)

@@ -18,7 +18,7 @@ from datalib.duplicates import conflicting_groups, cross_duplicates, duplicate_g
 from datalib.errors import InvalidRequest
 from datalib.formats.folder import IMG_EXTENSIONS
 from datalib.index import SplitData
-from datalib.quality.near import near_duplicates, stored_near_duplicates
+from datalib.quality.near import NearDuplicates, near_duplicates
 from datalib.registry import DatasetSpec, dataset_spec
 from datalib.sampling import (
     class_weights,
@@ -663,10 +663,12 @@ def check_shuffled(data: SplitData, settings: LoaderSettings, sampler: str | Non
     )
 
 
-def check_splits(train: SplitData, test: SplitData, root: Path, search_near: bool = True) -> Check:
+def check_splits(
+    train: SplitData, test: SplitData, root: Path, near: NearDuplicates | None | bool = True
+) -> Check:
     """Train and test present and disjoint; exact duplicate images across and within splits;
-    near duplicates across them, searched now, or (without `search_near`) as a background
-    search stored them: not yet, it says so."""
+    near duplicates across them: `near`, or searched now (True), or not known (None: a
+    background search has not ended; it says so)."""
     splits = (train, test)
     keys = {data.split: pixel_keys(data) for data in splits}
     cross = cross_duplicates(train, test)
@@ -683,10 +685,13 @@ def check_splits(train: SplitData, test: SplitData, root: Path, search_near: boo
         "images_in_both_train_and_test": cross.shared,
         "test_images_also_in_train": cross.images_b,
     }
-    pair = [train, test]
-    near = near_duplicates(pair) if search_near else stored_near_duplicates(pair)
-    if near is None:
-        pending = "being searched in the background; shown here when the search ends"
+    if near is True:
+        near = near_duplicates([train, test])
+    if not isinstance(near, NearDuplicates):
+        pending = (
+            "not known yet: a background search finds them (its progress, or why it stopped, "
+            "is shown above the checks)"
+        )
         facts["near_duplicate_groups_across_train_and_test"] = pending
         near_words = f"Near duplicates (perceptual hash and pixels): {pending}."
     else:
@@ -926,11 +931,11 @@ def checklist_of(
     sampler: str | None = None,
     pipeline: Pipeline = EMPTY,
     *,
-    search_near: bool = True,
+    near: NearDuplicates | None | bool = True,
 ) -> Checklist:
     """Every check for `splits[split]` read by a DataLoader with these settings, its images
-    through ToTensor and `pipeline`; `splits` holds train and test. Without `search_near`,
-    near duplicates come only from a stored search (a page's background job)."""
+    through ToTensor and `pipeline`; `splits` holds train and test. `near`: train and test's
+    near duplicates as the caller has them (None: not yet), or True to search now."""
     if split not in ("train", "test") or not {"train", "test"} <= set(splits):
         raise InvalidRequest(
             f"The checklist compares a train and a test split; choose train or test, not {split!r}."
@@ -964,7 +969,7 @@ def checklist_of(
         ),
         check_normalized(normalized, pipeline),
         check_shuffled(data, settings, sampler),
-        check_splits(train, test, path, search_near),
+        check_splits(train, test, path, near),
         check_balanced(data, settings, sampler),
         *([check_augment(split, pipeline)] if pipeline else []),
     )

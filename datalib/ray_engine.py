@@ -122,7 +122,7 @@ def connect(address: str | None, workers: int | None) -> str:
             # A Ray of our own inherits this environment: the workers it starts at once (one
             # a CPU, while the files are listed) then serve the scan, where a runtime_env
             # would have them started again, after the listing.
-            cpus = workers or os.cpu_count() or 1
+            cpus = workers or len(os.sched_getaffinity(0))  # the CPUs this process may use
             with _environment(env_vars):
                 context = ray.init(
                     num_cpus=cpus, resources={SLOT: cpus}, include_dashboard=False, **options
@@ -286,8 +286,8 @@ class Runner:
         self.leaving: threading.Thread | None = None
 
     def start(self) -> None:
+        self.started = True  # from here on, a Ray that came up (even half: Ctrl-C) is stopped
         dashboard = connect(self.address, self.workers)
-        self.started = True
         nodes = check_nodes(self.root, self.cache)
         where = f"; dashboard at http://{dashboard}" if dashboard else ""
         print(f"ray: {nodes} node{'s' if nodes != 1 else ''}{where}", file=sys.stderr, flush=True)
@@ -308,8 +308,9 @@ class Runner:
             import ray
 
             self.started = False
-            self.leaving = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-            self.leaving.start()
+            if ray.is_initialized():
+                self.leaving = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+                self.leaving.start()
         if wait and self.leaving is not None:
             self.leaving.join()
 

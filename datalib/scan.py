@@ -642,10 +642,10 @@ def _list_splits(spec, root: Path, work: _Shards, alongside: Callable | None = N
         listed = pool.submit(list_all, stop)
         try:
             alongside()
+            return listed.result()
         except BaseException:
-            stop.set()  # the listing ends at its next class; the error is the runner's
+            stop.set()  # the listing ends at its next class; the error (or Ctrl-C) goes on
             raise
-        return listed.result()
 
 
 class _Stopped(Exception):

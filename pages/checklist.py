@@ -45,10 +45,10 @@ with ui.user_errors():
     splits = {split: ui.load(spec.name, split) for split in names}
 # Near duplicates across train and test: searched now when the splits are small, else by a
 # background job whose progress shows here; the split check says so until it ends.
-ui.near_duplicates([splits["train"], splits["test"]])
+near = ui.near_duplicates([splits["train"], splits["test"]])
 with ui.user_errors(), st.spinner("Running the checks..."):
     result = datalib.checks.checklist_of(
-        splits, view.data.split, view.loader, sampler, view.pipeline, search_near=False
+        splits, view.data.split, view.loader, sampler, view.pipeline, near=near
     )
 
 tally = result.tally()

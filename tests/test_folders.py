@@ -270,13 +270,22 @@ def _jpeg_kinds() -> list[tuple[str, Image.Image, dict]]:
     return kinds
 
 
-def test_jpegs_of_every_kind_read_as_pil_decodes_them(tmp_path):
+def test_jpegs_of_every_kind_read_as_pil_decodes_them(tmp_path, monkeypatch):
     """The scan and the pages read JPEGs with libjpeg-turbo through simplejpeg (three times
     faster on small images): the pixels and the mode are PIL's, which ImageFolder gives."""
     import io
 
+    import simplejpeg
+
     from datalib.formats.folder import read_image
 
+    turbo = []
+    real = simplejpeg.decode_jpeg
+    monkeypatch.setattr(
+        simplejpeg,
+        "decode_jpeg",
+        lambda data, **kw: turbo.append(kw["colorspace"]) or real(data, **kw),
+    )
     for name, picture, options in _jpeg_kinds():
         path = tmp_path / f"{name}.jpg"
         with contextlib.suppress(OSError):  # PIL cannot write some tiny progressive ones
@@ -292,6 +301,11 @@ def test_jpegs_of_every_kind_read_as_pil_decodes_them(tmp_path):
             mode = image.mode
         assert read.mode == mode, name
         np.testing.assert_array_equal(read.pixels, expected, err_msg=name)
+        assert not read.pixels.flags.writeable
+    # Grey and colour went through libjpeg-turbo; CMYK went to PIL (one kind of each size).
+    kinds = _jpeg_kinds()
+    assert turbo.count("GRAY") == sum("grey" in name for name, _, _ in kinds)
+    assert "CMYK" not in turbo and turbo.count("RGB") >= 4
     # A truncated JPEG: PIL's verdict and words, as before.
     whole = (tmp_path / "63x65-smooth-sub2-prog0.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])

@@ -391,7 +391,7 @@ def test_a_big_search_runs_in_the_background_and_the_checklist_shows_it(
     app = open_page(learnable_root, monkeypatch, "checklist", dataset="folder:learnable")
     assert not app.exception
     shown = texts(app)
-    assert "being searched in the background" in shown
+    assert "not known yet: a background search finds them" in shown
     assert f"Searching {sum(len(d) for d in splits):,} images for near duplicates" in shown
     job = quality.near_job(splits, near.DEFAULT_BITS, near.DEFAULT_DIFFERENCE)
     deadline = time.monotonic() + 120
@@ -400,6 +400,32 @@ def test_a_big_search_runs_in_the_background_and_the_checklist_shows_it(
     assert job.state().state == "done", job.log.read_text()[-2000:]
     app.run()
     expected = near._search(splits, near.DEFAULT_BITS, near.DEFAULT_DIFFERENCE)
-    assert "being searched" not in texts(app)
+    assert "not known yet" not in texts(app)
     assert f"{len(expected.across):,} groups across train and test" in texts(app)
     assert quality.stored_near_duplicates(splits) == expected
+    # Its answer gone (removed by hand): offered again, never restarted by the page itself.
+    for stored in splits[0].dataset.results.glob("near-*-groups.json"):
+        stored.unlink()
+    splits[0]._derived.clear()
+    app = open_page(learnable_root, monkeypatch, "checklist", dataset="folder:learnable")
+    assert not job.state().running and "not known yet" in texts(app)
+    assert any(b.label == "Search at these settings" for b in app.button)
+
+
+def test_a_big_search_at_other_settings_waits_for_the_button(learnable_root, monkeypatch):
+    """Each setting is a search of its own: only the default one starts by itself."""
+    from datalib.quality import near
+
+    splits = splits_of(learnable_root, monkeypatch)
+    monkeypatch.setattr(near, "IN_PAGE_IMAGES", 0)
+    page = {"dataset": "folder:learnable", "section": "Near duplicates", "bits": "2"}
+    app = open_page(learnable_root, monkeypatch, "quality", **page)
+    assert not app.exception
+    job = quality.near_job(splits, 2, near.DEFAULT_DIFFERENCE)
+    assert job.state().state == "not started"
+    (button,) = [b for b in app.button if b.label == "Search at these settings"]
+    button.click().run()
+    deadline = time.monotonic() + 120
+    while job.state().state != "done" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert quality.stored_near_duplicates(splits, 2, near.DEFAULT_DIFFERENCE) is not None

@@ -381,7 +381,7 @@ def read_image(root: Path, source: str) -> Decoded | Unreadable:
         return Unreadable(f"cannot be read: {e.strerror}")
     try:
         with os.fdopen(fd, "rb") as handle:
-            if handle.read(3) == JPEG_START:
+            if size <= TURBO_MAX_BYTES and handle.read(3) == JPEG_START:
                 data = JPEG_START + handle.read()
                 decoded = _turbo_jpeg(data, size)
                 if decoded is not None:
@@ -396,6 +396,9 @@ def read_image(root: Path, source: str) -> Decoded | Unreadable:
 
 
 JPEG_START = b"\xff\xd8\xff"  # every JPEG file's first bytes
+# Bigger JPEG files go to PIL, which reads the header before the rest (a file far over
+# MAX_PIXELS is refused unread).
+TURBO_MAX_BYTES = 32 * 2**20
 # The JPEG colour spaces that libjpeg-turbo turns into what PIL gives (L, RGB) the same way.
 _TURBO_MODES = {"Gray": ("GRAY", "L"), "YCbCr": ("RGB", "RGB"), "RGB": ("RGB", "RGB")}
 
@@ -416,7 +419,9 @@ def _turbo_jpeg(data: bytes, size: int) -> Decoded | None:
         pixels = simplejpeg.decode_jpeg(data, colorspace=target, strict=True)
     except ValueError:
         return None
-    return Decoded(pixels.reshape(height, width) if mode == "L" else pixels, mode, size)
+    pixels = pixels.reshape(height, width) if mode == "L" else pixels
+    pixels.flags.writeable = False  # as PIL's arrays are: decoded images are shared, not edited
+    return Decoded(pixels, mode, size)
 
 
 def _pil_image(handle, size: int) -> Decoded | Unreadable:
