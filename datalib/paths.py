@@ -3,10 +3,12 @@ influence, kept inside the data root."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,22 @@ def config_env() -> dict[str, str]:
     same config file: its absolute path, when one is named or the default exists."""
     path = config_path()
     return {CONFIG_ENV: str(path)} if CONFIG_ENV in os.environ or path.exists() else {}
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables set in this process until the block ends (for the
+    processes it starts meanwhile), then put back as they were."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def writable(folder: Path) -> bool:

@@ -13,7 +13,6 @@ never load it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -22,7 +21,7 @@ import socket
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from datalib.errors import DatalibError, DataRootError, ScanFailed
@@ -83,27 +82,12 @@ def _code_path() -> str:
     return str(Path(__file__).resolve().parents[1])
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """These environment variables set in this process until the block ends."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def connect(address: str | None, workers: int | None) -> str:
     """Join Ray at `address` (or RAY_ADDRESS), else start it on this machine with `workers`
     CPUs (default: every core). Returns the dashboard's URL ("" if none)."""
     import ray
 
-    from datalib.paths import config_env
+    from datalib.paths import config_env, environment
 
     # Workers on every node import datalib from the same path as this process, and run one
     # BLAS thread each, as the local engine's workers do (a thread per core each otherwise).
@@ -123,7 +107,7 @@ def connect(address: str | None, workers: int | None) -> str:
             # a CPU, while the files are listed) then serve the scan, where a runtime_env
             # would have them started again, after the listing.
             cpus = workers or len(os.sched_getaffinity(0))  # the CPUs this process may use
-            with _environment(env_vars):
+            with environment(env_vars):
                 context = ray.init(
                     num_cpus=cpus, resources={SLOT: cpus}, include_dashboard=False, **options
                 )

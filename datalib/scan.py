@@ -54,7 +54,7 @@ from datalib.index import (
     trusted,
 )
 from datalib.jobs import TEMP_PREFIX
-from datalib.paths import data_root
+from datalib.paths import data_root, environment
 from datalib.registry import DatasetSpec, dataset_spec
 
 __all__ = [
@@ -792,17 +792,11 @@ def _workers_skip_main():
     stand_in = types.ModuleType("__main__")
     stand_in.__spec__ = importlib.util.find_spec(__name__)
     sys.modules["__main__"] = stand_in
-    threads = {name: os.environ.get(name) for name in BLAS_THREADS}
-    os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
     try:
-        yield
+        with environment(dict.fromkeys(BLAS_THREADS, "1")):
+            yield
     finally:
         sys.modules["__main__"] = real
-        for name, value in threads.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
